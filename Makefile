@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_DIR ?= out/data
+DEMO_DIR ?= out/demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench espeak clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev,preprocess]"
+	touch $(STAMP)
+
+espeak:
+	@if command -v espeak-ng >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		echo "Installing espeak-ng (Debian package)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; \
+	else \
+		echo "espeak-ng is missing. Install it with:  sudo apt-get install -y espeak-ng"; exit 1; \
+	fi
+
+demo: $(STAMP) espeak
+	$(PY) -m experiments.demo --data_dir $(DATA_DIR) --workdir $(DEMO_DIR)
+
+test: $(STAMP) espeak
+	$(PY) -m ruff check lipjax configs data_builders experiments tests
+	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+
+bench: $(STAMP) espeak
+	$(PY) -m experiments.bench_data
+	$(PY) -m experiments.bench_train
+
+clean:
+	rm -rf out

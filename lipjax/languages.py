@@ -1,0 +1,117 @@
+"""The language registry: one entry per language, the single place a language is described.
+
+Everything language-specific that the rest of lipjax needs (espeak-ng voice, wordfreq code,
+text normalisation, where its SentencePiece model lives, its index for the language-ID head)
+is read from here, so adding a language is one `register()` call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import unicodedata
+
+from etils import epath
+
+# Keep letters (any script), apostrophes inside words, and spaces. Hyphens become spaces.
+_PUNCT = re.compile(r"[^\w\s']|_", flags=re.UNICODE)
+_APOSTROPHE_EDGE = re.compile(r"(^|\s)'+|'+(\s|$)")
+_SPACES = re.compile(r"\s+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Language:
+    """How lipjax treats one language.
+
+    Attributes:
+        code: ISO 639-1 code; the key everywhere (configs, builders, LID labels).
+        name: English name, for tables and plots.
+        espeak_voice: espeak-ng voice used for phonemes and synthetic speech.
+        wordfreq_code: language code for `wordfreq` word lists (synthetic sentences).
+        num2words_code: language code for spelling out digits, or None to drop digits.
+        lowercase: whether transcripts are lower-cased.
+        keep_apostrophes: whether word-internal apostrophes survive normalisation.
+    """
+
+    code: str
+    name: str
+    espeak_voice: str
+    wordfreq_code: str
+    num2words_code: str | None = None
+    lowercase: bool = True
+    keep_apostrophes: bool = True
+
+    def normalize(self, text: str) -> str:
+        """Transcript normalisation used by every builder and metric: NFC, digits spelled out,
+        punctuation removed, case folded, whitespace collapsed."""
+        text = unicodedata.normalize("NFC", text).translate(_APOSTROPHES)
+        text = _NUMBER.sub(lambda m: " " + self._spell(m.group(0)) + " ", text)
+        text = _PUNCT.sub(" ", text)
+        if self.keep_apostrophes:
+            text = _APOSTROPHE_EDGE.sub(" ", text)
+        else:
+            text = text.replace("'", " ")
+        if self.lowercase:
+            text = text.lower()
+        return _SPACES.sub(" ", text).strip()
+
+    def _spell(self, number: str) -> str:
+        if self.num2words_code is None:
+            return ""
+        from num2words import num2words  # lazy: only needed when digits appear
+
+        value = float(number.replace(",", ".")) if re.search(r"[.,]", number) else int(number)
+        try:
+            return num2words(value, lang=self.num2words_code)
+        except NotImplementedError:
+            return ""
+
+    def tokenizer_path(self, data_dir: str | os.PathLike[str]) -> epath.Path:
+        """Where this language's SentencePiece model is stored, next to the data it came from."""
+        return epath.Path(data_dir) / "tokenizers" / f"{self.code}.model"
+
+
+_REGISTRY: dict[str, Language] = {}
+
+
+def register(language: Language) -> Language:
+    """Adds a language; its LID index is its registration order."""
+    if language.code in _REGISTRY:
+        raise ValueError(f"Language {language.code!r} is already registered.")
+    _REGISTRY[language.code] = language
+    return language
+
+
+def get(code: str) -> Language:
+    """The registry entry for `code`; an unknown code is an error listing the known ones."""
+    try:
+        return _REGISTRY[code]
+    except KeyError:
+        raise KeyError(
+                f"Unknown language code {code!r}. Known languages: {', '.join(codes())}. "
+                "Add one with lipjax.languages.register(Language(...))."
+        ) from None
+
+
+def codes() -> tuple[str, ...]:
+    """All registered codes in LID-index order."""
+    return tuple(_REGISTRY)
+
+
+def index(code: str) -> int:
+    """The language-ID class index of `code`."""
+    get(code)
+    return codes().index(code)
+
+
+for _lang in (
+        Language("en", "English", "en-us", "en", "en"),
+        Language("es", "Spanish", "es", "es", "es"),
+        Language("fr", "French", "fr-fr", "fr", "fr"),
+        Language("it", "Italian", "it", "it", "it"),
+        Language("pt", "Portuguese", "pt", "pt", "pt"),
+):
+    register(_lang)

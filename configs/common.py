@@ -1,0 +1,129 @@
+"""Pieces shared by the three stage configs: argument parsing, sizes, data/optim/train blocks.
+
+A config argument is `VARIANT[,key=value,...]`, e.g. `tiny`, `base,lang=it,init=memory`,
+`small,data_dir=/data/lipjax`. VARIANT is tiny (seconds on a CPU, for tests), small (the CPU
+demo: minutes on 2 cores) or base (auto_avsr sizes, for a GPU/TPU).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ml_collections
+
+VARIANTS = ("tiny", "small", "base")
+DEFAULT_DATA_DIR = os.environ.get("LIPJAX_DATA_DIR", "out/data")
+
+
+def parse_arg(arg: str | None, defaults: dict[str, Any]) -> ml_collections.ConfigDict:
+    """`VARIANT,key=value,...` -> ConfigDict with `variant` and the keys of `defaults`.
+
+    Values are converted to the type of the default (int, float, bool, str).
+    """
+    out = dict(defaults)
+    out.setdefault("variant", "small")
+    out.setdefault("data_dir", DEFAULT_DATA_DIR)
+    for token in (arg or "").split(","):
+        token = token.strip()
+        if not token:
+            continue
+        if "=" not in token:
+            key, value = "variant", token
+        else:
+            key, value = (s.strip() for s in token.split("=", 1))
+        if key not in out:
+            raise ValueError(f"config argument {token!r}: unknown key {key!r}; expected one of "
+                             f"{sorted(out)}")
+        default = out[key]
+        if isinstance(default, bool):
+            value = value.lower() in ("1", "true", "yes", "y")
+        elif isinstance(default, int):
+            value = int(value)
+        elif isinstance(default, float):
+            value = float(value)
+        out[key] = value
+    if out["variant"] not in VARIANTS:
+        raise ValueError(f"config argument: variant must be one of {VARIANTS}, "
+                         f"found {out['variant']!r}")
+    return ml_collections.ConfigDict(out)
+
+
+BATCH = {"tiny": 4, "small": 16, "base": 64}
+FRAME_BUCKETS = {"tiny": (32, 64, 96), "small": (50, 75, 100), "base": (50, 75, 100, 150)}
+
+
+def data_config(args: ml_collections.ConfigDict, sources: list[tuple[str, float]], *,
+                train: bool = True) -> ml_collections.ConfigDict:
+    """The `data` block read by lipjax/data/pipeline.py."""
+    v = args.variant
+    return ml_collections.ConfigDict({
+        "builder": args.get("builder", "synthetic_lips"),
+        "data_dir": args.data_dir,
+        "sources": sources,
+        "batch_size": args.get("batch_size", 0) or BATCH[v],
+        "frame_buckets": FRAME_BUCKETS[v],
+        "max_frames": FRAME_BUCKETS[v][-1],
+        "token_bucket": 16,
+        "crop": 88,
+        "hflip": train,
+        "time_mask_frames": 0 if v == "tiny" else 10,
+        "time_masks": 0 if v == "tiny" else 2,
+        "tokenizer_vocab": 1000,
+        "num_workers": 0,
+    })
+
+
+def optim_config(lr: float, schedule: str = "cosine", warmup_steps: int = 0, *,
+                 weight_decay: float = 0.03, clip_norm: float = 5.0, b1: float = 0.9,
+                 b2: float = 0.98) -> ml_collections.ConfigDict:
+    """AdamW + clipping; schedule "cosine" (warm-up + cosine) or "tristage" (fairseq)."""
+    cfg = ml_collections.ConfigDict({
+        "lr": lr, "schedule": schedule, "warmup_steps": warmup_steps,
+        "weight_decay": weight_decay, "clip_norm": clip_norm, "b1": b1, "b2": b2,
+        "final_lr_scale": 0.0 if schedule == "cosine" else 0.05,
+    })
+    if schedule == "tristage":
+        cfg.phase_ratio = (0.1, 0.4, 0.5)
+        cfg.init_lr_scale = 0.01
+    return cfg
+
+
+def train_config(args: ml_collections.ConfigDict, num_steps: dict[str, int], *,
+                 best_metric: str, best_mode: str = "min") -> ml_collections.ConfigDict:
+    """Loop, logging, checkpointing, mesh and precision. `num_steps` per variant."""
+    v = args.variant
+    steps = args.get("steps", 0) or num_steps[v]
+    every = {"tiny": max(steps // 2, 1), "small": max(steps // 5, 1), "base": 2000}[v]
+    return ml_collections.ConfigDict({
+        "num_steps": steps,
+        "log_every": {"tiny": 1, "small": 10, "base": 100}[v],
+        "eval_every": every,
+        "eval_split": "validation",
+        "eval_batches": 0,  # 0 = the whole split
+        "checkpoint_every": every,
+        "keep": 2 if v != "base" else 3,
+        "best_metric": best_metric,
+        "best_mode": best_mode,
+        "mesh": {"data": -1},  # add "fsdp": N to shard parameters and optimizer state
+        "dtype": "bfloat16" if v == "base" else "float32",
+        "remat": False,
+        "async_checkpoint": True,
+    })
+
+
+def stage_workdir(root: str, stage: str, lang: str | None = None) -> str:
+    """Where the recipe puts a stage's run: {root}/{stage}[_{lang}]."""
+    return os.path.join(root, f"{stage}_{lang}" if lang else stage)
+
+
+
+def model_config(args: ml_collections.ConfigDict, **overrides: Any) -> ml_collections.ConfigDict:
+    """The `model` block: lipjax/models/factory.py's sizes for the variant, plus overrides.
+
+    tiny / small / base are the factory's sizes (base = auto_avsr: ResNet-18 + 12-layer
+    Conformer d768, 12 heads, FFN 3072, kernel 31; 4-layer memory encoder, 6-layer decoder).
+    """
+    from lipjax.models import factory
+
+    return factory.model_config(args.variant, **overrides)

@@ -1,0 +1,35 @@
+"""Stage 1: shared speech units + language ID from the high-resource languages' lip videos.
+
+    python -m lipjax.train --config configs/units_pretrain.py:small \
+        --workdir out/runs/units_pretrain
+
+Arguments (`:VARIANT,key=value,...`): variant tiny|small|base; langs (`+`-separated, default
+en+es+fr); unit_type phoneme (CTC over the shared IPA inventory) | acoustic (per-frame CE over
+k-means units); data_dir; builder; batch_size; steps.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    args = common.parse_arg(arg, {"langs": "en+es+fr", "unit_type": "phoneme",
+                                  "builder": "synthetic_lips", "batch_size": 0, "steps": 0})
+    v = args.variant
+    langs = [code for code in args.langs.split("+") if code]
+    config = ml_collections.ConfigDict()
+    config.task = "units_pretrain"
+    config.seed = 0
+    config.data = common.data_config(args, [(f"{code}_video", 1.0) for code in langs])
+    config.data.tokenize = False  # stage 1 needs no text tokens
+    config.model = common.model_config(args, unit_type=args.unit_type, languages=langs)
+    config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 1e-3}[v],
+                                       warmup_steps={"tiny": 2, "small": 50, "base": 5000}[v])
+    config.train = common.train_config(
+        args, {"tiny": 4, "small": 300, "base": 60_000},
+        best_metric="per" if args.unit_type == "phoneme" else "unit_error")
+    config.init = ml_collections.ConfigDict()
+    return config

@@ -1,0 +1,4 @@
+hola a todos.
+
+gracias por venir
+no hay audio

@@ -1,0 +1,1 @@
+hasta luego

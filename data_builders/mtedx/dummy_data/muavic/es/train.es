@@ -1,0 +1,3 @@
+hola amigos
+una prueba
+sin video

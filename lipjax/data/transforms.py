@@ -1,0 +1,190 @@
+"""Per-clip preprocessing and batch collation for the lipjax input pipeline.
+
+Augmentation randomness comes only from (seed, process, element index), never from global state,
+so a restored iterator reproduces exactly the batches it would have produced, and any worker count
+gives the same clips. Video stays uint8 until collation (4x less to move between worker
+processes); collation normalises, pads to a few length buckets and builds the masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lipjax import languages
+from lipjax.data.features import SAMPLES_PER_FRAME
+from lipjax.data.source import as_str
+from lipjax.units.acoustic import dedup
+
+MEAN = 0.421
+STD = 0.165
+HOST_KEYS = ("id", "text")  # numpy object arrays; never sent to devices
+
+
+@dataclasses.dataclass
+class ClipTransform:
+    """Decoded TFDS example -> one clip dict (uint8 cropped video, unit/phoneme/token ids).
+
+    Called through `MapDataset.map_with_index`; in training the index is the position in the
+    (repeated, mixed) stream, so every epoch gets fresh but reproducible augmentation.
+    """
+
+    data_dir: str
+    with_video: bool
+    train: bool
+    seed: int = 0
+    process_index: int = 0
+    crop: int = 88
+    hflip: bool = True
+    time_masks: int = 0
+    time_mask_frames: int = 0
+    max_frames: int | None = None
+    tokenize: bool = True
+
+    def __post_init__(self) -> None:
+        self._tokenizers: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # SentencePiece models reload in each worker
+        state = dict(self.__dict__)
+        state["_tokenizers"] = {}
+        return state
+
+    def tokenizer(self, lang: str) -> Any:
+        if lang not in self._tokenizers:
+            from lipjax.units.tokenizer import load_tokenizer
+
+            self._tokenizers[lang] = load_tokenizer(lang, self.data_dir)
+        return self._tokenizers[lang]
+
+    def __call__(self, index: int, ex: dict[str, Any]) -> dict[str, Any] | None:
+        units = np.asarray(ex["units"], np.int32)
+        if self.with_video:
+            video = np.asarray(ex["video"])
+            frames = len(video)
+        else:
+            frames = max(len(units), -(-len(ex["audio"]) // SAMPLES_PER_FRAME))
+        if self.train and self.max_frames and frames > self.max_frames:
+            return None  # too long for the largest training bucket: filtered out
+        # Units are per 25 Hz audio frame; a video may differ by a frame at the end.
+        if len(units) > frames:
+            units = units[:frames]
+        elif 0 < len(units) < frames:
+            units = np.pad(units, (0, frames - len(units)), mode="edge")
+        elif len(units) == 0:
+            units = np.zeros(frames, np.int32)
+        lang = as_str(ex["language"])
+        text = as_str(ex["text"])
+        out: dict[str, Any] = {
+                "units": units,
+                "dedup_units": dedup(units) if len(ex["units"]) else np.zeros(0, np.int32),
+                "phoneme_ids": np.asarray(ex["phoneme_ids"], np.int32),
+                "tokens": (np.asarray(self.tokenizer(lang).encode(text), np.int32)
+                           if self.tokenize else np.zeros(0, np.int32)),
+                "language": np.int32(languages.index(lang)),
+                "id": as_str(ex["id"]),
+                "text": text,
+        }
+        if self.with_video:
+            rng = (np.random.default_rng([self.seed, self.process_index, index])
+                   if self.train else None)
+            out["video"], out["time_mask"] = self._video(video, rng)
+        return out
+
+    def _video(self, video: np.ndarray, rng: np.random.Generator | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        frames, height, width = video.shape
+        if height < self.crop or width < self.crop:
+            raise ValueError(f"Video frames are {height}x{width}, smaller than data.crop="
+                             f"{self.crop}.")
+        masked = np.zeros(frames, bool)
+        if rng is None:  # evaluation: centre crop, no augmentation
+            top, left = (height - self.crop) // 2, (width - self.crop) // 2
+            return video[:, top:top + self.crop, left:left + self.crop], masked
+        top = int(rng.integers(0, height - self.crop + 1))
+        left = int(rng.integers(0, width - self.crop + 1))
+        video = video[:, top:top + self.crop, left:left + self.crop]
+        if self.hflip and rng.random() < 0.5:
+            video = video[:, :, ::-1]
+        for _ in range(self.time_masks):
+            span = int(rng.integers(0, self.time_mask_frames + 1)) if self.time_mask_frames else 0
+            if span and frames > span:
+                start = int(rng.integers(0, frames - span + 1))
+                masked[start:start + span] = True
+        return video, masked
+
+
+def bucket(length: int, buckets: Sequence[int]) -> int:
+    """Smallest bucket >= length; past the largest, a multiple of the largest (eval only)."""
+    for b in buckets:
+        if length <= b:
+            return int(b)
+    top = int(buckets[-1])
+    return -(-length // top) * top
+
+
+def round_up(length: int, multiple: int) -> int:
+    """Padded length for token-like sequences: a positive multiple of `multiple`."""
+    return max(1, -(-length // multiple)) * multiple
+
+
+def _pad_ids(seqs: Sequence[np.ndarray], batch: int, multiple: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    length = round_up(max((len(s) for s in seqs), default=0), multiple)
+    ids = np.zeros((batch, length), np.int32)
+    mask = np.zeros((batch, length), bool)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = s
+        mask[i, :len(s)] = True
+    return ids, mask
+
+
+@dataclasses.dataclass
+class Collate:
+    """List of clips -> one padded batch of exactly `batch_size` rows.
+
+    Missing rows (the end of an evaluation pass) are padding with `valid=False` and all masks
+    False. Frame lengths go to `frame_buckets`; id sequences to multiples of `token_bucket`.
+    """
+
+    batch_size: int
+    with_video: bool
+    frame_buckets: Sequence[int]
+    token_bucket: int = 16
+    crop: int = 88
+
+    def __call__(self, clips: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+        b = self.batch_size
+        if len(clips) > b:
+            raise ValueError(f"Collate got {len(clips)} clips for a batch of {b}.")
+        lengths = [len(c["units"]) for c in clips]
+        t = bucket(max(lengths, default=1), self.frame_buckets)
+        frame_mask = np.zeros((b, t), bool)
+        units = np.zeros((b, t), np.int32)
+        for i, c in enumerate(clips):
+            frame_mask[i, :lengths[i]] = True
+            units[i, :lengths[i]] = c["units"]
+        batch: dict[str, np.ndarray] = {"units": units, "frame_mask": frame_mask}
+        if self.with_video:
+            video = np.zeros((b, t, self.crop, self.crop), np.float32)
+            scale = np.float32(1.0 / (255.0 * STD))
+            shift = np.float32(MEAN / STD)
+            for i, c in enumerate(clips):
+                v = video[i, :lengths[i]]
+                np.multiply(c["video"], scale, out=v, casting="unsafe")
+                v -= shift
+                v[c["time_mask"]] = 0.0  # masked frames carry the dataset mean
+            batch["video"] = video
+            batch["video_mask"] = frame_mask.copy()
+        for key, mask_key in (("dedup_units", "dedup_units_mask"),
+                              ("phoneme_ids", "phoneme_mask"), ("tokens", "token_mask")):
+            batch[key], batch[mask_key] = _pad_ids([c[key] for c in clips], b, self.token_bucket)
+        batch["language"] = np.zeros(b, np.int32)
+        batch["language"][:len(clips)] = [c["language"] for c in clips]
+        batch["valid"] = np.arange(b) < len(clips)
+        for key in HOST_KEYS:
+            batch[key] = np.array([c[key] for c in clips] + [""] * (b - len(clips)), dtype=object)
+        return batch
+

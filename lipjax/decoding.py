@@ -1,0 +1,189 @@
+"""Decoding: greedy CTC, greedy attention, and batched joint CTC/attention beam search.
+
+All functions are jittable (fixed shapes, `lax.while_loop`). The attention decoder is re-run on
+the whole (fixed-size) prefix buffer at every step: a causal decoder gives the same logits at
+step i as an incremental one, and no cache plumbing is needed.
+
+`decode_fn(tokens (N, L), states (N, T, D), mask (N, T), language (N,) | None) -> logits
+(N, L, V)` is the model's decoder, e.g. `LipReader.decode`.
+
+Beam search follows ESPnet's joint decoding (Watanabe et al. 2017): a hypothesis h scores
+(1 - λ) log p_att(h) + λ log p_ctc-prefix(h) + length_penalty · |h|; candidates are the
+top ⌈1.5·beam⌉ next tokens by attention score ("pre-beam"), CTC prefix probabilities are
+computed only for them, and finished hypotheses stay in the beam with a frozen score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from lipjax.models.decoder import BOS, EOS, PAD
+
+DecodeFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array | None], jax.Array]
+NEG = -1e30
+
+
+def compact(ids: jax.Array, keep: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Moves kept ids to the front of each row (order preserved), PAD elsewhere."""
+    b, t = ids.shape
+    pos = jnp.where(keep, jnp.cumsum(keep, axis=1) - 1, t)
+    out = jnp.zeros_like(ids).at[jnp.arange(b)[:, None], pos].set(ids, mode="drop")
+    return out, keep.sum(axis=1)
+
+
+def ctc_greedy(logits: jax.Array, mask: jax.Array, blank_id: int = 0,
+               ) -> tuple[jax.Array, jax.Array]:
+    """Best path, repeats merged, blanks removed: (ids (B, T) left-aligned, lengths (B,))."""
+    best = jnp.argmax(logits, axis=-1)
+    prev = jnp.concatenate([jnp.full_like(best[:, :1], -1), best[:, :-1]], axis=1)
+    keep = (best != prev) & (best != blank_id) & mask
+    return compact(best, keep)
+
+
+def _forbid(logp: jax.Array) -> jax.Array:
+    return logp.at[..., PAD].set(NEG).at[..., BOS].set(NEG)
+
+
+def _finish(tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Drops EOS and everything after: (tokens with PAD, lengths)."""
+    ended = jnp.cumsum(tokens == EOS, axis=-1) > 0
+    tokens = jnp.where(ended, PAD, tokens)
+    return tokens, (tokens != PAD).sum(-1)
+
+
+def attention_greedy(decode_fn: DecodeFn, states: jax.Array, mask: jax.Array,
+                     language: jax.Array | None, max_len: int) -> tuple[jax.Array, jax.Array]:
+    """Greedy autoregressive decoding: (tokens (B, max_len) without BOS/EOS, lengths (B,))."""
+    b = states.shape[0]
+    buf = jnp.zeros((b, max_len + 1), jnp.int32).at[:, 0].set(BOS)
+
+    def cond(carry):
+        i, _, done = carry
+        return (i < max_len) & ~jnp.all(done)
+
+    def body(carry):
+        i, buf, done = carry
+        logits = decode_fn(buf, states, mask, language)
+        step = _forbid(lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False))
+        nxt = jnp.where(done, PAD, jnp.argmax(step, axis=-1)).astype(jnp.int32)
+        buf = lax.dynamic_update_index_in_dim(buf, nxt, i + 1, axis=1)
+        return i + 1, buf, done | (nxt == EOS)
+
+    _, buf, _ = lax.while_loop(cond, body, (jnp.int32(0), buf, jnp.zeros((b,), bool)))
+    return _finish(buf[:, 1:])
+
+
+def _ctc_prefix(x: jax.Array, lens: jax.Array, r: jax.Array, last: jax.Array,
+                cand: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """CTC prefix scores of h = g + c for every candidate c.
+
+    x: (B, T, V) CTC log-probs; lens: (B,); r: (B, W, T, 2) log-probs of prefix g over frames
+    ending in non-blank / blank; last: (B, W) last token of g (-1 if g is empty);
+    cand: (B, W, K). Returns psi (B, W, K) = log P(h is a prefix) (for EOS: log P(g)) and the
+    new r (B, W, K, T, 2).
+    """
+    b, w, k = cand.shape
+    t = x.shape[1]
+    xc = jnp.take_along_axis(x, cand.reshape(b, 1, w * k), axis=2).reshape(b, t, w, k)
+    xc = jnp.moveaxis(xc, 1, 0)  # (T, B, W, K)
+    blank = jnp.moveaxis(x[..., 0], 1, 0)[:, :, None, None]  # (T, B, 1, 1)
+    rn_g = jnp.moveaxis(r[..., 0], 2, 0)[..., None]  # (T, B, W, 1)
+    rb_g = jnp.moveaxis(r[..., 1], 2, 0)[..., None]
+    same = (cand == last[..., None])[None]
+    phi = jnp.where(same, rb_g, jnp.logaddexp(rn_g, rb_g))  # (T, B, W, K)
+    valid = (jnp.arange(t)[:, None] < lens[None])[:, :, None, None]  # (T, B, 1, 1)
+    empty = (last == -1)[..., None]
+    rn0 = jnp.where(empty, xc[0], NEG)
+    rb0 = jnp.full_like(rn0, NEG)
+
+    def step(carry, inp):
+        rn, rb = carry
+        phi_prev, x_c, x_b, ok = inp
+        new_n = jnp.logaddexp(rn, phi_prev) + x_c
+        new_b = jnp.logaddexp(rn, rb) + x_b
+        rn, rb = jnp.where(ok, new_n, rn), jnp.where(ok, new_b, rb)
+        return (rn, rb), (rn, rb)
+
+    _, (rn, rb) = lax.scan(step, (rn0, rb0), (phi[:-1], xc[1:], blank[1:], valid[1:]))
+    rn = jnp.concatenate([rn0[None], rn], axis=0)
+    rb = jnp.concatenate([rb0[None], rb], axis=0)
+    terms = jnp.where(valid[1:], phi[:-1] + xc[1:], NEG)
+    psi = jnp.logaddexp(rn0, jax.nn.logsumexp(terms, axis=0))
+    end = jnp.maximum(lens - 1, 0)
+    full = jnp.logaddexp(r[..., 0], r[..., 1])  # (B, W, T)
+    full_end = jnp.take_along_axis(full, end[:, None, None], axis=2)  # (B, W, 1)
+    psi = jnp.maximum(jnp.where(cand == EOS, full_end, psi), NEG)
+    r_new = jnp.moveaxis(jnp.stack([rn, rb], axis=-1), 0, 3)  # (B, W, K, T, 2)
+    return psi, r_new
+
+
+def beam_search(decode_fn: DecodeFn, states: jax.Array, mask: jax.Array,
+                language: jax.Array | None, ctc_logits: jax.Array | None, *, beam: int,
+                ctc_weight: float, length_penalty: float, max_len: int,
+                ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Joint CTC/attention beam search: (tokens (B, max_len), lengths (B,), scores (B,))."""
+    b, t = mask.shape
+    w = beam
+    use_ctc = ctc_weight > 0 and ctc_logits is not None
+    rep = lambda a: None if a is None else jnp.repeat(a, w, axis=0)
+    st, mk, lg = rep(states), rep(mask), rep(language)
+    bidx = jnp.arange(b)[:, None]
+    tokens = jnp.zeros((b, w, max_len + 1), jnp.int32).at[..., 0].set(BOS)
+    scores = jnp.full((b, w), NEG).at[:, 0].set(0.0)
+    done = jnp.zeros((b, w), bool)
+    if use_ctc:
+        x = jax.nn.log_softmax(ctc_logits.astype(jnp.float32), axis=-1)
+        lens = mask.sum(-1)
+        rb = jnp.where(jnp.arange(t)[None] < lens[:, None], x[..., 0], 0.0).cumsum(axis=1)
+        r = jnp.broadcast_to(jnp.stack([jnp.full_like(rb, NEG), rb], -1)[:, None],
+                             (b, w, t, 2))
+    else:
+        x, lens, r = None, None, jnp.zeros((b, w, 1, 2))
+    psi_prev = jnp.zeros((b, w))
+    last = jnp.full((b, w), -1, jnp.int32)
+
+    def cond(carry):
+        i, _, _, done, *_ = carry
+        return (i < max_len) & ~jnp.all(done)
+
+    def body(carry):
+        i, tokens, scores, done, r, psi_prev, last = carry
+        logits = decode_fn(tokens.reshape(b * w, -1), st, mk, lg)
+        step = lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False)
+        att = _forbid(jax.nn.log_softmax(step.astype(jnp.float32), -1)).reshape(b, w, -1)
+        k = min(att.shape[-1], max(w, int(1.5 * w)))
+        top_att, cand = lax.top_k(att, k)
+        cand = cand.astype(jnp.int32)
+        if use_ctc:
+            psi, r_new = _ctc_prefix(x, lens, r, last, cand)
+            add = (1 - ctc_weight) * top_att + ctc_weight * (psi - psi_prev[..., None])
+        else:
+            psi, r_new = jnp.zeros_like(top_att), None
+            add = top_att
+        cand_scores = scores[..., None] + add + length_penalty
+        frozen = jnp.full((k,), NEG).at[0].set(0.0)
+        cand_scores = jnp.where(done[..., None], scores[..., None] + frozen, cand_scores)
+        cand = jnp.where(done[..., None], PAD, cand)
+        new_scores, idx = lax.top_k(cand_scores.reshape(b, w * k), w)
+        parent = idx // k
+        tok = jnp.take_along_axis(cand.reshape(b, w * k), idx, axis=1)
+        was_done = jnp.take_along_axis(done, parent, axis=1)
+        tokens = tokens[bidx, parent]
+        tokens = lax.dynamic_update_index_in_dim(tokens, tok, i + 1, axis=2)
+        if use_ctc:
+            r_sel = r_new.reshape(b, w * k, t, 2)[bidx, idx]
+            r = jnp.where(was_done[..., None, None], r[bidx, parent], r_sel)
+            psi_prev = jnp.where(was_done, psi_prev[bidx, parent],
+                                 psi.reshape(b, w * k)[bidx, idx])
+        last = jnp.where(was_done, last[bidx, parent], tok)
+        return i + 1, tokens, new_scores, was_done | (tok == EOS), r, psi_prev, last
+
+    carry = (jnp.int32(0), tokens, scores, done, r, psi_prev, last)
+    _, tokens, scores, *_ = lax.while_loop(cond, body, carry)
+    best = jnp.argmax(scores, axis=1)
+    out, lengths = _finish(tokens[jnp.arange(b), best, 1:])
+    return out, lengths, scores[jnp.arange(b), best]

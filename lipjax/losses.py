@@ -1,0 +1,52 @@
+"""Masked losses. Each returns a scalar normalised so padding cannot change its value.
+
+- `label_smoothed_ce`: decoder loss (label smoothing 0.1 in the paper), mean over valid tokens.
+- `ctc`: optax's CTC with boolean masks; per-sequence negative log-likelihood averaged over the
+  sequences in the batch (ESPnet/auto_avsr's "sum / batch size").
+- `frame_ce`: per-frame cross-entropy for 25 Hz acoustic units, mean over valid frames.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def _mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+    m = mask.astype(jnp.float32)
+    return (values * m).sum() / jnp.maximum(m.sum(), 1.0)
+
+
+def label_smoothed_ce(logits: jax.Array, targets: jax.Array, mask: jax.Array,
+                      smoothing: float = 0.1) -> jax.Array:
+    """logits (..., V), integer targets (...), bool mask (...) → mean smoothed CE."""
+    logits = logits.astype(jnp.float32)
+    labels = optax.smooth_labels(jax.nn.one_hot(targets, logits.shape[-1]), smoothing)
+    return _mean(optax.softmax_cross_entropy(logits, labels), mask)
+
+
+def frame_ce(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
+    """Per-frame CE (no smoothing): logits (B, T, K), targets (B, T), mask (B, T)."""
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+    return _mean(losses, mask)
+
+
+def ctc_per_sequence(logits: jax.Array, logit_mask: jax.Array, labels: jax.Array,
+                     label_mask: jax.Array, blank_id: int = 0) -> jax.Array:
+    """Negative log-likelihood of each label sequence under CTC: (B,)."""
+    return optax.ctc_loss(logits.astype(jnp.float32), 1.0 - logit_mask.astype(jnp.float32),
+                          labels, 1.0 - label_mask.astype(jnp.float32), blank_id=blank_id)
+
+
+def ctc(logits: jax.Array, logit_mask: jax.Array, labels: jax.Array, label_mask: jax.Array,
+        blank_id: int = 0, example_mask: jax.Array | None = None) -> jax.Array:
+    """CTC loss averaged over sequences (optionally only over `example_mask` examples)."""
+    per_seq = ctc_per_sequence(logits, logit_mask, labels, label_mask, blank_id)
+    if example_mask is None:
+        example_mask = logit_mask.any(axis=-1)
+    return _mean(per_seq, example_mask)
+
+
+def accuracy(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
+    return _mean((jnp.argmax(logits, -1) == targets).astype(jnp.float32), mask)

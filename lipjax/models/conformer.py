@@ -1,0 +1,132 @@
+"""Sequence encoders: the Conformer (Gulati et al. 2020, ESPnet/auto_avsr layout) and a plain
+pre-LN Transformer, behind one `Encoder` class.
+
+Conformer block: ½ macaron FFN → relative-position MHSA → conv module (pointwise + GLU,
+depthwise kernel 31, norm, swish, pointwise) → ½ FFN → LayerNorm. The depthwise conv zeroes
+padded frames first, so a valid frame's receptive field sees the same zeros at a clip's end as an
+unpadded clip would; attention masks padded keys. Both make outputs at valid frames independent
+of padding. The Transformer option (absolute sinusoidal positions) is the memory encoder of the
+LMDecoder and the ablation of the visual encoder.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lipjax.models.attention import MultiHeadAttention
+from lipjax.models.layers import Dtype, MaskedNorm, masked_fill_zero, sinusoid
+
+
+class FeedForward(nnx.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float, *, dtype: Dtype,
+                 rngs: nnx.Rngs) -> None:
+        self.up = nnx.Linear(dim, hidden, dtype=dtype, rngs=rngs)
+        self.down = nnx.Linear(hidden, dim, dtype=dtype, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.dropout(self.down(self.dropout(nnx.swish(self.up(x)))))
+
+
+class ConvModule(nnx.Module):
+    """Conformer convolution module with a padding-safe depthwise conv."""
+
+    def __init__(self, dim: int, kernel: int, dropout: float, norm: str, *, dtype: Dtype,
+                 rngs: nnx.Rngs) -> None:
+        self.pointwise1 = nnx.Linear(dim, 2 * dim, dtype=dtype, rngs=rngs)
+        self.depthwise = nnx.Conv(dim, dim, (kernel,), padding=((kernel // 2, kernel // 2),),
+                                  feature_group_count=dim, dtype=dtype, rngs=rngs)
+        self.norm = MaskedNorm(dim, norm, dtype=dtype, rngs=rngs)
+        self.pointwise2 = nnx.Linear(dim, dim, dtype=dtype, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
+        x = nnx.glu(self.pointwise1(x), axis=-1)
+        x = self.depthwise(masked_fill_zero(x, mask))
+        x = nnx.swish(self.norm(x, mask))
+        return self.dropout(self.pointwise2(x))
+
+
+class ConformerBlock(nnx.Module):
+    def __init__(self, dim: int, heads: int, ffn: int, kernel: int, dropout: float, norm: str,
+                 *, dtype: Dtype, rngs: nnx.Rngs) -> None:
+        ln = lambda: nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+        self.ff1_norm, self.ff1 = ln(), FeedForward(dim, ffn, dropout, dtype=dtype, rngs=rngs)
+        self.attn_norm = ln()
+        self.attn = MultiHeadAttention(dim, heads, dropout=dropout, rel_pos=True, dtype=dtype,
+                                       rngs=rngs)
+        self.conv_norm = ln()
+        self.conv = ConvModule(dim, kernel, dropout, norm, dtype=dtype, rngs=rngs)
+        self.ff2_norm, self.ff2 = ln(), FeedForward(dim, ffn, dropout, dtype=dtype, rngs=rngs)
+        self.out_norm = ln()
+
+    def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        x = x + 0.5 * self.ff1(self.ff1_norm(x))
+        x = x + self.attn(self.attn_norm(x), mask=attn_mask)
+        x = x + self.conv(self.conv_norm(x), mask)
+        x = x + 0.5 * self.ff2(self.ff2_norm(x))
+        return self.out_norm(x)
+
+
+class TransformerBlock(nnx.Module):
+    """Pre-LN Transformer encoder layer."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, *, dtype: Dtype,
+                 rngs: nnx.Rngs) -> None:
+        self.attn_norm = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+        self.attn = MultiHeadAttention(dim, heads, dropout=dropout, dtype=dtype, rngs=rngs)
+        self.ff_norm = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+        self.ff = FeedForward(dim, ffn, dropout, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        x = x + self.attn(self.attn_norm(x), mask=attn_mask)
+        return x + self.ff(self.ff_norm(x))
+
+
+class Encoder(nnx.Module):
+    """Input projection (in_dim → dim, scaled by √dim as ESPnet) + position information +
+    `layers` blocks + final LayerNorm. kind="conformer" (relative positions inside attention)
+    or "transformer" (absolute sinusoidal positions added to the input)."""
+
+    def __init__(self, in_dim: int, dim: int, layers: int, heads: int, ffn: int, *,
+                 kind: str = "conformer", kernel: int = 31, dropout: float = 0.1,
+                 norm: str = "batch", dtype: Dtype = jnp.float32, remat: bool = False,
+                 rngs: nnx.Rngs) -> None:
+        if kind not in ("conformer", "transformer"):
+            raise ValueError(f"config model.encoder: expected 'conformer' or 'transformer', "
+                             f"found {kind!r}")
+        self.kind, self.dim, self.remat = kind, dim, remat
+        self.embed = nnx.data(None if in_dim == dim
+                              else nnx.Linear(in_dim, dim, dtype=dtype, rngs=rngs))
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        if kind == "conformer":
+            make = lambda: ConformerBlock(dim, heads, ffn, kernel, dropout, norm, dtype=dtype,
+                                          rngs=rngs)
+        else:
+            make = lambda: TransformerBlock(dim, heads, ffn, dropout, dtype=dtype, rngs=rngs)
+        self.layers = nnx.List([make() for _ in range(layers)])
+        self.final_norm = nnx.data(nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+                                   if kind == "transformer" else None)
+
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """x: (B, T, in_dim); mask: (B, T) bool → (B, T, dim), zeros at padding."""
+        if self.embed is not None:
+            x = self.embed(x)
+        x = x * math.sqrt(self.dim)
+        if self.kind == "transformer":
+            x = x + sinusoid(jnp.arange(x.shape[1]), self.dim).astype(x.dtype)
+        x = self.dropout(x)
+        for layer in self.layers:
+            if self.remat:
+                x = nnx.remat(lambda blk, h, m: blk(h, m))(layer, x, mask)
+            else:
+                x = layer(x, mask)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return masked_fill_zero(x, mask)

@@ -1,0 +1,142 @@
+"""Model sizes and construction from `config.model` (the one place that reads model keys).
+
+Sizes: "base" is auto_avsr's VSR model exactly (ResNet-18 width 64, 12-layer Conformer d768,
+12 heads, FFN 3072, kernel 31; 6-layer decoder) plus the paper's 4-layer memory encoder;
+"tiny" and "small" keep the same structure at widths that train in seconds/minutes on a CPU.
+
+Keys read (defaults in `SIZES` / `DEFAULTS`): model.frontend_width, norm ("batch" | "group"),
+encoder ("conformer" | "transformer"), dim, heads, layers, ffn, kernel, dropout, unit_type
+("phoneme" | "acoustic"), unit_vocab (0 = phoneme inventory size for phonemes, 100 for acoustic
+units), num_languages (0 = all registered), lid_weight, languages (LMDecoder languages),
+text_vocab, memory_layers, decoder_layers, use_memory, memory_heads, memory_residual,
+ctc_weight, label_smoothing; train.dtype ("float32" | "bfloat16"), train.remat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+from flax import nnx
+
+from lipjax import languages
+from lipjax.models.conformer import Encoder
+from lipjax.models.frontend import Frontend
+from lipjax.models.language_id import LanguageID
+from lipjax.models.layers import compute_dtype
+from lipjax.models.lipreader import LipReader, MemoryRead, VisualUnitModel
+from lipjax.models.lmdecoder import LanguageDecoders, LMDecoder, LMDecoderModel
+from lipjax.models.unit_head import UnitHead
+
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": dict(frontend_width=8, dim=64, heads=4, layers=2, ffn=128, kernel=7,
+                 memory_layers=1, decoder_layers=1),
+    "small": dict(frontend_width=16, dim=192, heads=4, layers=6, ffn=768, kernel=15,
+                  memory_layers=2, decoder_layers=3),
+    "base": dict(frontend_width=64, dim=768, heads=12, layers=12, ffn=3072, kernel=31,
+                 memory_layers=4, decoder_layers=6),
+}
+DEFAULTS: dict[str, Any] = dict(
+    norm="batch", encoder="conformer", dropout=0.1, unit_type="phoneme", unit_vocab=0,
+    num_languages=0, lid_weight=0.1, languages=("en",), text_vocab=1000, use_memory=True,
+    memory_heads=1, memory_residual=True, ctc_weight=0.1, label_smoothing=0.1,
+    beam_size=10, decode_ctc_weight=0.3, length_penalty=0.0, max_decode_len=0,
+)
+
+
+def model_config(size: str = "tiny", **overrides: Any) -> ml_collections.ConfigDict:
+    """A complete `config.model` for one of SIZES (what configs/*.py start from)."""
+    if size not in SIZES:
+        raise ValueError(f"config model.size: expected one of {sorted(SIZES)}, found {size!r}")
+    return ml_collections.ConfigDict({"size": size, **DEFAULTS, **SIZES[size], **overrides})
+
+
+def get(config: ml_collections.ConfigDict, key: str) -> Any:
+    """`config.model.<key>`, falling back to the size's value, then DEFAULTS."""
+    model = config.model
+    if key in model:
+        return model[key]
+    size = model.get("size", "tiny")
+    if key in SIZES.get(size, {}):
+        return SIZES[size][key]
+    if key in DEFAULTS:
+        return DEFAULTS[key]
+    raise KeyError(f"config model.{key}: missing and has no default")
+
+
+def dtype_and_remat(config: ml_collections.ConfigDict) -> tuple[Any, bool]:
+    train = config.get("train", ml_collections.ConfigDict())
+    return compute_dtype(train.get("dtype", "float32")), bool(train.get("remat", False))
+
+
+def unit_vocab(config: ml_collections.ConfigDict) -> int:
+    """Size of the shared unit vocabulary (memory slots K, unit-head classes)."""
+    size = int(get(config, "unit_vocab"))
+    if size > 0:
+        return size
+    if get(config, "unit_type") == "acoustic":
+        return 100
+    from lipjax.units.phonemes import load_inventory
+
+    return load_inventory().size
+
+
+def lmdecoder_languages(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    codes = get(config, "languages")
+    return (codes,) if isinstance(codes, str) else tuple(codes)
+
+
+def num_languages(config: ml_collections.ConfigDict) -> int:
+    return int(get(config, "num_languages")) or len(languages.codes())
+
+
+def frontend(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Frontend:
+    dtype, remat = dtype_and_remat(config)
+    return Frontend(get(config, "frontend_width"), get(config, "norm"), dtype=dtype,
+                    remat=remat, rngs=rngs)
+
+
+def visual_encoder(config: ml_collections.ConfigDict, in_dim: int, rngs: nnx.Rngs) -> Encoder:
+    dtype, remat = dtype_and_remat(config)
+    return Encoder(in_dim, get(config, "dim"), get(config, "layers"), get(config, "heads"),
+                   get(config, "ffn"), kind=get(config, "encoder"), kernel=get(config, "kernel"),
+                   dropout=get(config, "dropout"), norm=get(config, "norm"), dtype=dtype,
+                   remat=remat, rngs=rngs)
+
+
+def visual_unit_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> VisualUnitModel:
+    dtype, _ = dtype_and_remat(config)
+    fe = frontend(config, rngs)
+    enc = visual_encoder(config, fe.out_dim, rngs)
+    dim = get(config, "dim")
+    head = UnitHead(dim, unit_vocab(config), get(config, "unit_type"),
+                    dropout=get(config, "dropout"), dtype=dtype, rngs=rngs)
+    lid = (LanguageID(dim, num_languages(config), dtype=dtype, rngs=rngs)
+           if get(config, "lid_weight") > 0 else None)
+    return VisualUnitModel(fe, enc, head, lid)
+
+
+def language_decoders(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LanguageDecoders:
+    dtype, remat = dtype_and_remat(config)
+    make = lambda: LMDecoder(
+        unit_vocab(config), get(config, "text_vocab"), get(config, "dim"),
+        memory_layers=get(config, "memory_layers"), decoder_layers=get(config, "decoder_layers"),
+        heads=get(config, "heads"), ffn=get(config, "ffn"), dropout=get(config, "dropout"),
+        dtype=dtype, remat=remat, rngs=rngs)
+    return LanguageDecoders(lmdecoder_languages(config), make)
+
+
+def lmdecoder_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LMDecoderModel:
+    return LMDecoderModel(language_decoders(config, rngs))
+
+
+def lipreader(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LipReader:
+    dtype, _ = dtype_and_remat(config)
+    fe = frontend(config, rngs)
+    enc = visual_encoder(config, fe.out_dim, rngs)
+    read = None
+    if get(config, "use_memory"):
+        read = MemoryRead(get(config, "dim"), get(config, "memory_heads"),
+                          get(config, "memory_residual"), dropout=get(config, "dropout"),
+                          dtype=dtype, rngs=rngs)
+    return LipReader(fe, enc, language_decoders(config, rngs), read)

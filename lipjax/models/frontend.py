@@ -1,0 +1,78 @@
+"""Visual front end: 3D conv stem + ResNet-18 trunk applied per frame (auto_avsr's Conv3dResNet).
+
+(B, T, H, W) mouth crops → (B, T, C) frame features (C = 512 at width 64).
+
+Padding safety: padded frames are zeroed before the stem, so the 5-frame temporal kernel sees
+zeros beyond a clip's end whether or not the batch is padded; every later op is per frame.
+Normalisation is `MaskedNorm` (config `model.norm`): BatchNorm by default, as auto_avsr, with
+training statistics over valid frames only (so padding cannot shift them) and running averages
+at evaluation; "group" switches to per-frame GroupNorm, which needs no batch statistics.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lipjax.models.layers import Dtype, MaskedNorm, masked_fill_zero
+
+
+class BasicBlock(nnx.Module):
+    """ResNet basic block (two 3×3 convs) with swish, as auto_avsr's `relu_type="swish"`."""
+
+    def __init__(self, cin: int, cout: int, stride: int, norm: str, *, dtype: Dtype,
+                 rngs: nnx.Rngs) -> None:
+        conv = lambda i, o, k, s, p: nnx.Conv(i, o, (k, k), (s, s), padding=((p, p), (p, p)),
+                                              use_bias=False, dtype=dtype, rngs=rngs)
+        self.conv1, self.norm1 = conv(cin, cout, 3, stride, 1), MaskedNorm(cout, norm,
+                                                                            dtype=dtype, rngs=rngs)
+        self.conv2, self.norm2 = conv(cout, cout, 3, 1, 1), MaskedNorm(cout, norm, dtype=dtype,
+                                                                        rngs=rngs)
+        needs_down = stride != 1 or cin != cout
+        self.down = nnx.data(conv(cin, cout, 1, stride, 0) if needs_down else None)
+        self.down_norm = nnx.data(MaskedNorm(cout, norm, dtype=dtype, rngs=rngs)
+                                  if needs_down else None)
+
+    def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
+        y = nnx.swish(self.norm1(self.conv1(x), mask))
+        y = self.norm2(self.conv2(y), mask)
+        res = x if self.down is None else self.down_norm(self.down(x), mask)
+        return nnx.swish(y + res)
+
+
+class Frontend(nnx.Module):
+    """Conv3d(1→w, 5×7×7, stride 1×2×2) + max-pool + ResNet-18 ([2,2,2,2] blocks, widths
+    w, 2w, 4w, 8w) + global average pool. `width` = 64 is auto_avsr; smaller widths give
+    the tiny/small configs that train on a CPU."""
+
+    def __init__(self, width: int = 64, norm: str = "batch", *, dtype: Dtype = jnp.float32,
+                 remat: bool = False, rngs: nnx.Rngs) -> None:
+        self.stem = nnx.Conv(1, width, (5, 7, 7), (1, 2, 2), padding=((2, 2), (3, 3), (3, 3)),
+                             use_bias=False, dtype=dtype, rngs=rngs)
+        self.stem_norm = MaskedNorm(width, norm, dtype=dtype, rngs=rngs)
+        blocks, cin = [], width
+        for stage, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
+            for i in range(2):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(BasicBlock(cin, cout, stride, norm, dtype=dtype, rngs=rngs))
+                cin = cout
+        self.blocks = nnx.List(blocks)
+        self.out_dim = cin
+        self.remat = remat
+
+    def __call__(self, video: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """video: (B, T, H, W) float; mask: (B, T) bool → (B, T, 8·width), zeros at padding."""
+        b, t = video.shape[:2]
+        x = masked_fill_zero(video, mask)[..., None].astype(self.stem.dtype or jnp.float32)
+        x = nnx.swish(self.stem_norm(self.stem(x), mask))
+        x = nnx.max_pool(x, (1, 3, 3), (1, 2, 2), padding=((0, 0), (1, 1), (1, 1)))
+        x = x.reshape(b * t, *x.shape[2:])
+        fmask = None if mask is None else mask.reshape(b * t)
+        for block in self.blocks:
+            if self.remat:
+                x = nnx.remat(lambda blk, h, m: blk(h, m))(block, x, fmask)
+            else:
+                x = block(x, fmask)
+        x = jnp.mean(x, axis=(1, 2)).reshape(b, t, -1)
+        return masked_fill_zero(x, mask)

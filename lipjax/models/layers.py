@@ -1,0 +1,91 @@
+"""Small building blocks shared by every lipjax model: padding-safe norms and position codes.
+
+Every model in lipjax takes a boolean `mask` next to its inputs. The rule the blocks keep is
+that padding never changes the outputs at valid positions, so length buckets (which pad each
+batch to a few fixed shapes) cannot change what a model computes for a clip.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+Dtype = jnp.dtype | type
+
+
+def compute_dtype(name: str | None) -> Dtype:
+    """Maps the config string (`train.dtype`) to the compute dtype; parameters stay float32."""
+    name = name or "float32"
+    if name not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"config train.dtype: expected 'float32' or 'bfloat16', found {name!r}")
+    return jnp.dtype(name)
+
+
+class MaskedNorm(nnx.Module):
+    """Normalisation over channels whose statistics never see padded frames.
+
+    kind="batch": BatchNorm whose training statistics are taken over valid frames only (the
+    `mask` argument), and running averages at evaluation, so each frame's output depends on the
+    clip's valid frames alone. This matches auto_avsr (BatchNorm everywhere) and is the fastest.
+    kind="group": GroupNorm, statistics per frame (per sample of the leading axis): needs no
+    batch statistics at all, safe for tiny batches. kind="layer": LayerNorm over channels.
+    """
+
+    def __init__(self, features: int, kind: str = "batch", *, dtype: Dtype = jnp.float32,
+                 rngs: nnx.Rngs) -> None:
+        self.kind = kind
+        if kind == "batch":
+            self.norm = nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, dtype=dtype,
+                                      rngs=rngs)
+        elif kind == "group":
+            self.norm = nnx.GroupNorm(features, num_groups=math.gcd(32, features), dtype=dtype,
+                                      rngs=rngs)
+        elif kind == "layer":
+            self.norm = nnx.LayerNorm(features, dtype=dtype, rngs=rngs)
+        else:
+            raise ValueError(f"config model.norm: expected 'batch', 'group' or 'layer', "
+                             f"found {kind!r}")
+
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """x: (N, ..., C); mask: bool, broadcastable to x[..., :1] (True = valid)."""
+        if self.kind == "batch":
+            if mask is None:
+                return self.norm(x)
+            full = jnp.broadcast_to(mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)),
+                                    x.shape)
+            return self.norm(x, mask=full)
+        if self.kind == "group" and x.ndim == 3:
+            # (B, T, C): GroupNorm would pool over time; per-frame statistics need LayerNorm
+            # semantics, which GroupNorm gives on a (B*T, 1, C) view.
+            b, t, c = x.shape
+            return self.norm(x.reshape(b * t, 1, c)).reshape(b, t, c)
+        return self.norm(x)
+
+
+def sinusoid(positions: jax.Array, dim: int) -> jax.Array:
+    """Sinusoidal codes (Vaswani et al.) for (possibly negative) positions: (..., dim) float32."""
+    div = jnp.exp(jnp.arange(0, dim, 2, dtype=jnp.float32) * (-math.log(10000.0) / dim))
+    ang = positions.astype(jnp.float32)[..., None] * div
+    out = jnp.stack([jnp.sin(ang), jnp.cos(ang)], axis=-1)
+    return out.reshape(positions.shape + (dim,))
+
+
+def relative_positions(length: int, dim: int) -> jax.Array:
+    """Codes for relative positions length-1, ..., -(length-1) (ESPnet's order): (2L-1, dim)."""
+    return sinusoid(jnp.arange(length - 1, -length, -1), dim)
+
+
+def causal_mask(length: int) -> jax.Array:
+    return jnp.asarray(np.tril(np.ones((length, length), dtype=bool)))
+
+
+def masked_fill_zero(x: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """Zeros padded positions: x (B, T, ...) and mask (B, T)."""
+    if mask is None:
+        return x
+    return jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)), x,
+                     jnp.zeros((), x.dtype))

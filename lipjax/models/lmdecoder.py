@@ -1,0 +1,125 @@
+"""LMDecoder (Kim et al., ICCV 2023): a language-specific decoder trained on audio-text only.
+
+Per language: a memory of K slots whose keys = values = the unit embeddings (K = unit
+vocabulary: phoneme inventory or k-means units), a Transformer memory encoder over embedded
+unit sequences, an autoregressive Transformer decoder over that language's SentencePiece vocab
+(PAD 0, UNK 1, BOS 2, EOS 3) and a CTC text head on the memory-encoder output (blank = PAD,
+which never occurs in a target). In stage 2 the input is the unit sequence of the audio; in
+stage 3 it is the visual states after they have attended over the memory (lipreader.py).
+
+`LanguageDecoders` holds one LMDecoder per language (`decoders.lmdecoders[code]`, the
+checkpoint sub-tree that fine-tuning copies) and routes each example to its language's
+decoder. A batch of one language (the usual case: stage 2 and fine-tuning train one
+language) runs one decoder; a mixed batch runs every decoder and keeps, per example, its own
+language's output (`jnp.where`), which costs one decoder pass per language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lipjax import languages
+from lipjax.models.conformer import Encoder
+from lipjax.models.decoder import TransformerDecoder
+from lipjax.models.layers import Dtype
+
+
+class LMDecoder(nnx.Module):
+    def __init__(self, unit_vocab: int, text_vocab: int, dim: int, *, memory_layers: int = 4,
+                 decoder_layers: int = 6, heads: int = 12, ffn: int = 3072,
+                 dropout: float = 0.1, dtype: Dtype = jnp.float32, remat: bool = False,
+                 rngs: nnx.Rngs) -> None:
+        self.units = nnx.Embed(unit_vocab, dim, dtype=dtype, rngs=rngs)
+        self.memory_encoder = nnx.data(
+            Encoder(dim, dim, memory_layers, heads, ffn, kind="transformer", dropout=dropout,
+                    dtype=dtype, remat=remat, rngs=rngs) if memory_layers > 0 else None)
+        self.decoder = TransformerDecoder(text_vocab, dim, decoder_layers, heads, ffn,
+                                          dropout=dropout, dtype=dtype, remat=remat, rngs=rngs)
+        self.ctc = nnx.Linear(dim, text_vocab, dtype=dtype, rngs=rngs)
+
+    def memory(self) -> jax.Array:
+        """The K × D memory: keys = values = the unit embedding table."""
+        return self.units.embedding.value
+
+    def embed_units(self, units: jax.Array) -> jax.Array:
+        return self.units(units)
+
+    def encode(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
+        """(B, T, D) embedded units or memory-read visual states → memory-encoder states."""
+        return x if self.memory_encoder is None else self.memory_encoder(x, mask)
+
+    def ctc_logits(self, states: jax.Array) -> jax.Array:
+        return self.ctc(states).astype(jnp.float32)
+
+    def decode(self, tokens: jax.Array, states: jax.Array,
+               mask: jax.Array | None) -> jax.Array:
+        return self.decoder(tokens, states, mask)
+
+
+def language_positions(language: jax.Array, codes: Sequence[str]) -> jax.Array:
+    """Global LID indices (B,) → positions in `codes` (0 for a language not in `codes`)."""
+    idx = jnp.asarray([languages.index(c) for c in codes], jnp.int32)
+    return jnp.argmax(language[:, None] == idx[None], axis=1)
+
+
+def select(outputs: list[jax.Array], positions: jax.Array | None) -> jax.Array:
+    """Per example b, outputs[positions[b]][b]."""
+    out = outputs[0]
+    for i, other in enumerate(outputs[1:], start=1):
+        keep = (positions == i).reshape((-1,) + (1,) * (other.ndim - 1))
+        out = jnp.where(keep, other, out)
+    return out
+
+
+class LanguageDecoders(nnx.Module):
+    """One LMDecoder per language code, selected by the batch's `language` (global LID index)."""
+
+    def __init__(self, codes: Sequence[str], make: Callable[[], LMDecoder]) -> None:
+        if not codes:
+            raise ValueError("config model.languages: expected at least one language code")
+        for c in codes:
+            languages.get(c)
+        self.codes = tuple(codes)
+        self.lmdecoders = nnx.Dict({c: make() for c in self.codes})
+
+    def _each(self, fn: Callable[[LMDecoder], jax.Array], language: jax.Array | None,
+              ) -> jax.Array:
+        if len(self.codes) == 1:
+            return fn(self.lmdecoders[self.codes[0]])
+        pos = language_positions(language, self.codes)
+        return select([fn(self.lmdecoders[c]) for c in self.codes], pos)
+
+    def embed_units(self, units: jax.Array, language: jax.Array | None) -> jax.Array:
+        return self._each(lambda m: m.embed_units(units), language)
+
+    def encode(self, x: jax.Array, mask: jax.Array | None, language: jax.Array | None,
+               ) -> jax.Array:
+        return self._each(lambda m: m.encode(x, mask), language)
+
+    def ctc_logits(self, states: jax.Array, language: jax.Array | None) -> jax.Array:
+        return self._each(lambda m: m.ctc_logits(states), language)
+
+    def decode(self, tokens: jax.Array, states: jax.Array, mask: jax.Array | None,
+               language: jax.Array | None) -> jax.Array:
+        return self._each(lambda m: m.decode(tokens, states, mask), language)
+
+
+class LMDecoderModel(nnx.Module):
+    """Stage 2: unit sequence → memory encoder → decoder, per language."""
+
+    def __init__(self, decoders: LanguageDecoders) -> None:
+        self.decoders = decoders
+
+    def encode(self, units: jax.Array, mask: jax.Array, language: jax.Array) -> jax.Array:
+        return self.decoders.encode(self.decoders.embed_units(units, language), mask, language)
+
+    def ctc_logits(self, states: jax.Array, language: jax.Array) -> jax.Array:
+        return self.decoders.ctc_logits(states, language)
+
+    def decode(self, tokens: jax.Array, states: jax.Array, mask: jax.Array,
+               language: jax.Array) -> jax.Array:
+        return self.decoders.decode(tokens, states, mask, language)

@@ -1,0 +1,161 @@
+"""What the three task modules share: loss/decoding settings carried by the model, the text
+loss, host-side text decoding, and copying earlier stages' weights from Orbax checkpoints.
+
+Checkpoint layout read by `load_subtrees` (written by lipjax/train/checkpoint.py)::
+
+    {workdir}/checkpoints/<step>/state/   Orbax StandardSave of
+        {"model": nnx.state(model) as a pure dict, "optimizer": ..., "rngs": ..., "step": ...}
+
+A path may name the workdir, its `checkpoints/` dir or one `<step>` dir (latest step by
+default). Sub-trees are addressed by attribute path, e.g. ("frontend",), ("encoder",),
+("decoders", "lmdecoders", "es"); every variable under the target sub-tree (parameters and
+BatchNorm statistics) must be present in the checkpoint with the same shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from lipjax import languages, losses
+from lipjax.models import factory
+from lipjax.models.decoder import EOS, PAD, shift_targets
+
+
+@dataclasses.dataclass(frozen=True)
+class HParams:
+    """Loss and decoding settings a task's loss_fn / eval_step need (they get no config)."""
+
+    unit_type: str = "phoneme"
+    lid_weight: float = 0.1
+    ctc_weight: float = 0.1
+    label_smoothing: float = 0.1
+    beam_size: int = 10
+    decode_ctc_weight: float = 0.3
+    length_penalty: float = 0.0
+    max_decode_len: int = 0
+
+
+def hparams(config: ml_collections.ConfigDict) -> HParams:
+    g = lambda k: factory.get(config, k)
+    return HParams(unit_type=g("unit_type"), lid_weight=float(g("lid_weight")),
+                   ctc_weight=float(g("ctc_weight")), label_smoothing=float(g("label_smoothing")),
+                   beam_size=int(g("beam_size")), decode_ctc_weight=float(g("decode_ctc_weight")),
+                   length_penalty=float(g("length_penalty")),
+                   max_decode_len=int(g("max_decode_len")))
+
+
+def text_loss(model: Any, states: jax.Array, mask: jax.Array, batch: dict[str, jax.Array],
+              hp: HParams) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(1 - w) · label-smoothed CE (decoder) + w · CTC (text head), w = model.ctc_weight."""
+    language = batch["language"]
+    inputs, targets, tmask = shift_targets(batch["tokens"], batch["token_mask"])
+    logits = model.decode(inputs, states, mask, language)
+    ce = losses.label_smoothed_ce(logits, targets, tmask, hp.label_smoothing)
+    metrics = {"ce": ce, "token_accuracy": losses.accuracy(logits, targets, tmask)}
+    loss = ce
+    if hp.ctc_weight > 0:
+        ctc = losses.ctc(model.ctc_logits(states, language), mask, batch["tokens"],
+                         batch["token_mask"], blank_id=PAD)
+        loss = (1 - hp.ctc_weight) * ce + hp.ctc_weight * ctc
+        metrics["ctc"] = ctc
+    return loss, {"loss": loss, **metrics}
+
+
+def decode_len(hp: HParams, frames: int) -> int:
+    return hp.max_decode_len or frames
+
+
+# ---------------------------------------------------------------------------------------------
+# Host side: ids → text, metrics.
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _tokenizer(lang: str, data_dir: str):
+    from lipjax.units.tokenizer import load_tokenizer
+
+    return load_tokenizer(lang, data_dir)
+
+
+def ids_to_text(ids: np.ndarray, length: int, lang: str, data_dir: str) -> str:
+    ids = [int(i) for i in np.asarray(ids)[:length] if int(i) > EOS]
+    return languages.get(lang).normalize(_tokenizer(lang, data_dir).decode(ids))
+
+
+def texts(outputs: list[dict[str, np.ndarray]], batches: list[dict], config: Any,
+          key: str = "tokens") -> tuple[list[str], list[str]]:
+    """(references, hypotheses) for every valid example of the evaluated batches."""
+    codes = languages.codes()
+    refs, hyps = [], []
+    for out, batch in zip(outputs, batches, strict=True):
+        for i, text in enumerate(np.asarray(batch["text"])):
+            lang = codes[int(np.asarray(batch["language"])[i])]
+            refs.append(languages.get(lang).normalize(str(text)))
+            hyps.append(ids_to_text(out[key][i], int(out[f"{key}_len"][i]), lang,
+                                    str(config.data.data_dir)))
+    return refs, hyps
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading earlier stages.
+# ---------------------------------------------------------------------------------------------
+
+
+def _child(tree: Any, key: Any, where: str) -> Any:
+    if isinstance(tree, dict):
+        for k in (key, str(key)):
+            if k in tree:
+                return tree[k]
+        if isinstance(key, str) and key.isdigit() and int(key) in tree:
+            return tree[int(key)]
+    elif isinstance(tree, (list, tuple)) and str(key).isdigit() and int(key) < len(tree):
+        return tree[int(key)]
+    raise KeyError(f"{where}: no entry {key!r} in the checkpoint (found "
+                   f"{sorted(map(str, tree)) if isinstance(tree, dict) else type(tree)})")
+
+
+def _merge(target: Any, source: Any, where: str) -> Any:
+    if isinstance(target, dict):
+        return {k: _merge(v, _child(source, k, f"{where}/{k}"), f"{where}/{k}")
+                for k, v in target.items()}
+    if isinstance(source, dict) and set(source) == {"value"}:
+        source = source["value"]
+    source = np.asarray(source)
+    if tuple(source.shape) != tuple(np.shape(target)):
+        raise ValueError(f"{where}: checkpoint shape {source.shape} != model shape "
+                         f"{np.shape(target)} (model config differs from the stage that wrote it)")
+    return jnp.asarray(source, dtype=jnp.asarray(target).dtype)
+
+
+def load_subtrees(model: nnx.Module, path: str,
+                  pairs: Sequence[tuple[tuple[str, ...], tuple[str, ...]]]) -> int:
+    """Copies checkpoint["model"][src...] into model[dst...] for each (src, dst); returns the
+    number of arrays copied."""
+    from lipjax.train.checkpoint import restore_params
+
+    restored = restore_params(str(path))
+    state = nnx.state(model)
+    pure = state.to_pure_dict()
+    copied = 0
+    for src, dst in pairs:
+        where = f"{path}: model/{'/'.join(src)}"
+        source = restored
+        for k in src:
+            source = _child(source, k, where)
+        parent = pure
+        for k in dst[:-1]:
+            parent = parent[k]
+        parent[dst[-1]] = _merge(parent[dst[-1]], source, where)
+        copied += len(jax.tree.leaves(parent[dst[-1]]))
+    nnx.replace_by_pure_dict(state, pure)
+    nnx.update(model, state)
+    return copied

@@ -1,0 +1,93 @@
+"""Stage 3: combine the stage-1 visual encoder with the target language's stage-2 LMDecoder and
+fine-tune on that language's few video-text clips.
+
+config.model.use_memory switches the memory read (the method) on or off; with it off and no
+`init` checkpoints this is baseline (a) (VSR from scratch), with only `init.encoder` baseline
+(b) (shared-unit encoder + plain decoder). Checkpoints (config.init, see tasks/common.py):
+  - init.encoder: stage-1 workdir → model.frontend, model.encoder
+  - init.lmdecoder: stage-2 workdir (one for all languages) or {code: workdir} →
+    model.decoders.lmdecoders[code]
+Batches may mix languages (each example goes to its language's LMDecoder; see lmdecoder.py).
+"""
+
+from __future__ import annotations
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from lipjax import decoding, metrics
+from lipjax.models import factory
+from lipjax.models.lipreader import LipReader
+from lipjax.tasks.common import decode_len, hparams, load_subtrees, text_loss, texts
+
+
+def create_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LipReader:
+    model = factory.lipreader(config, rngs)
+    model.hp = hparams(config)
+    return model
+
+
+def loss_fn(model: LipReader, batch: dict[str, jax.Array],
+            rngs: nnx.Rngs) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Dropout draws from the streams the model was built with; `rngs` is unused."""
+    del rngs
+    mask = batch["video_mask"]
+    states = model.encode(batch["video"], mask, batch["language"])
+    return text_loss(model, states, mask, batch, model.hp)
+
+
+def eval_step(model: LipReader, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Greedy attention decoding and greedy CTC decoding (model in eval mode)."""
+    mask, language = batch["video_mask"], batch["language"]
+    states = model.encode(batch["video"], mask, language)
+    tokens, lengths = decoding.attention_greedy(model.decode, states, mask, language,
+                                                decode_len(model.hp, mask.shape[1]))
+    ctc, ctc_len = decoding.ctc_greedy(model.ctc_logits(states, language), mask)
+    return {"tokens": tokens, "tokens_len": lengths, "ctc_tokens": ctc, "ctc_tokens_len": ctc_len}
+
+
+def beam_step(model: LipReader, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Joint CTC/attention beam search (config.model.beam_size, decode_ctc_weight,
+    length_penalty) for final evaluations."""
+    mask, language = batch["video_mask"], batch["language"]
+    states = model.encode(batch["video"], mask, language)
+    hp = model.hp
+    tokens, lengths, _ = decoding.beam_search(
+        model.decode, states, mask, language, model.ctc_logits(states, language),
+        beam=hp.beam_size, ctc_weight=hp.decode_ctc_weight, length_penalty=hp.length_penalty,
+        max_len=decode_len(hp, mask.shape[1]))
+    return {"tokens": tokens, "tokens_len": lengths}
+
+
+def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
+                 config: ml_collections.ConfigDict) -> dict[str, float]:
+    """wer / cer of the attention decoder, wer_ctc of the CTC head."""
+    refs, hyps = texts(outputs, batches, config)
+    result = {"wer": metrics.wer(refs, hyps), "cer": metrics.cer(refs, hyps)}
+    if all("ctc_tokens" in o for o in outputs):
+        _, ctc_hyps = texts(outputs, batches, config, key="ctc_tokens")
+        result["wer_ctc"] = metrics.wer(refs, ctc_hyps)
+    return result
+
+
+def load_pretrained(model: LipReader, config: ml_collections.ConfigDict) -> None:
+    """Copies stage-1 (frontend, encoder) and stage-2 (per-language LMDecoder) weights."""
+    init = config.get("init", None) or {}
+    encoder_path = init.get("encoder", None)
+    if encoder_path:
+        n = load_subtrees(model, encoder_path, [(("frontend",), ("frontend",)),
+                                                (("encoder",), ("encoder",))])
+        logging.info("Loaded %d arrays (frontend, encoder) from %s", n, encoder_path)
+    lm = init.get("lmdecoder", None)
+    if lm:
+        paths = {c: lm for c in model.decoders.codes} if isinstance(lm, str) else dict(lm)
+        for code, path in paths.items():
+            if code not in model.decoders.codes:
+                raise ValueError(f"config init.lmdecoder: language {code!r} is not in "
+                                 f"config.model.languages {model.decoders.codes}")
+            sub = ("decoders", "lmdecoders", code)
+            n = load_subtrees(model, path, [(sub, sub)])
+            logging.info("Loaded %d arrays (LMDecoder %s) from %s", n, code, path)

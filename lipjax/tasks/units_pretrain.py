@@ -1,0 +1,103 @@
+"""Stage 1: general speech knowledge from lip videos of the high-resource languages.
+
+frontend + visual encoder + shared-unit head (CTC on `phoneme_ids`, or frame CE on the 25 Hz
+`units` when config.model.unit_type == "acoustic") + language-ID head (SBL-style auxiliary
+loss, weight config.model.lid_weight).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from lipjax import decoding, losses, metrics
+from lipjax.models import factory
+from lipjax.models.lipreader import VisualUnitModel
+from lipjax.tasks.common import hparams
+
+WORD_BOUNDARY = 1  # phoneme id of "|": not counted in the phone error rate
+
+
+def create_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> VisualUnitModel:
+    model = factory.visual_unit_model(config, rngs)
+    model.hp = hparams(config)
+    return model
+
+
+def loss_fn(model: VisualUnitModel, batch: dict[str, jax.Array],
+            rngs: nnx.Rngs) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Dropout draws from the streams the model was built with; `rngs` is unused."""
+    del rngs
+    hp = model.hp
+    mask = batch["video_mask"]
+    out = model(batch["video"], mask)
+    if hp.unit_type == "acoustic":
+        unit_loss = losses.frame_ce(out["unit_logits"], batch["units"], mask)
+        metrics_ = {"unit_accuracy": losses.accuracy(out["unit_logits"], batch["units"], mask)}
+    else:
+        unit_loss = losses.ctc(out["unit_logits"], mask, batch["phoneme_ids"],
+                               batch["phoneme_mask"], blank_id=0)
+        metrics_ = {}
+    loss = unit_loss
+    if "lid_logits" in out:
+        lid = optax.softmax_cross_entropy_with_integer_labels(out["lid_logits"],
+                                                              batch["language"]).mean()
+        loss = loss + hp.lid_weight * lid
+        metrics_["lid_loss"] = lid
+        metrics_["lid_accuracy"] = (jnp.argmax(out["lid_logits"], -1)
+                                    == batch["language"]).mean()
+    return loss, {"loss": loss, "unit_loss": unit_loss, **metrics_}
+
+
+def eval_step(model: VisualUnitModel, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Greedy unit predictions (CTC best path, or per-frame argmax with repeats removed) and
+    the LID prediction. Call with the model in eval mode."""
+    mask = batch["video_mask"]
+    out = model(batch["video"], mask)
+    if model.hp.unit_type == "acoustic":
+        best = jnp.argmax(out["unit_logits"], -1)
+        prev = jnp.concatenate([jnp.full_like(best[:, :1], -1), best[:, :-1]], axis=1)
+        units, lengths = decoding.compact(best, (best != prev) & mask)
+    else:
+        units, lengths = decoding.ctc_greedy(out["unit_logits"], mask, blank_id=0)
+    res = {"units": units, "units_len": lengths}
+    if "lid_logits" in out:
+        res["lid"] = jnp.argmax(out["lid_logits"], -1)
+    return res
+
+
+def _refs(batch: dict, unit_type: str) -> list[list[int]]:
+    if unit_type == "acoustic":
+        ids, mask = np.asarray(batch["dedup_units"]), np.asarray(batch["dedup_units_mask"])
+    else:
+        ids, mask = np.asarray(batch["phoneme_ids"]), np.asarray(batch["phoneme_mask"])
+    return [[int(u) for u in row[m]] for row, m in zip(ids, mask, strict=True)]
+
+
+def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
+                 config: ml_collections.ConfigDict) -> dict[str, float]:
+    """per: unit (phone) error rate by edit distance (word boundaries excluded for phonemes);
+    lid_accuracy."""
+    unit_type = factory.get(config, "unit_type")
+    refs, hyps, labels, preds = [], [], [], []
+    for out, batch in zip(outputs, batches, strict=True):
+        for ref, row, n in zip(_refs(batch, unit_type), np.asarray(out["units"]),
+                               np.asarray(out["units_len"]), strict=True):
+            hyp = [int(u) for u in row[:n]]
+            if unit_type != "acoustic":
+                ref = [u for u in ref if u != WORD_BOUNDARY]
+                hyp = [u for u in hyp if u != WORD_BOUNDARY]
+            refs.append(ref)
+            hyps.append(hyp)
+        if "lid" in out:
+            labels.append(np.asarray(batch["language"]))
+            preds.append(np.asarray(out["lid"]))
+    result = {"per": metrics.error_rate(refs, hyps)}
+    if labels:
+        result["lid_accuracy"] = metrics.lid_accuracy(np.concatenate(labels),
+                                                      np.concatenate(preds))
+    return result

@@ -1,0 +1,220 @@
+"""Checkpoints: model, optimizer, RNG and input-pipeline state together, so a resume is exact.
+
+Layout (Orbax CheckpointManager, one directory per saved step)::
+
+    {workdir}/checkpoints/<step>/
+        state/      item "state", Orbax StandardSave of the pytree
+                      {"model":     nnx.state(model) as a pure dict (params + batch stats),
+                       "optimizer": nnx.state(optimizer) as a pure dict (step count, Adam moments),
+                       "rngs":      the trainer's dropout RNG state (keys stored as uint32 data),
+                       "step":      int, the number of finished train steps}
+        data/       item "data", the grain iterator state: one JSON file per process,
+                      `process_{i}-of-{n}.json` (grain's checkpoint handler format)
+        _CHECKPOINT_METADATA, metrics in the manager's metadata when an evaluation ran.
+
+Parameters sit in "model" at the module's attribute path, e.g.
+`state["model"]["encoder"]["layers"][0]["attn"]["query"]["kernel"]`. Later stages read them
+with `restore_params(path)` (host numpy, no optimizer, works for any device count).
+
+Kept: the latest `keep` checkpoints plus the best one by `train.best_metric` (`best_mode`).
+Saves are asynchronous; `wait()` before exiting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
+
+# --------------------------------------------------------------------------------------------
+# Data iterator state: grain's handler for grain iterators, the same file format otherwise.
+# --------------------------------------------------------------------------------------------
+
+
+class LoaderCheckpointHandler:
+    """Orbax handler for any iterator with get_state()/set_state() (dict or bytes state).
+
+    Writes `process_{i}-of-{n}.json` like grain's own handler, so each process restores its
+    own position in the stream.
+    """
+
+    def _path(self, directory: epath.Path) -> epath.Path:
+        name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+        return epath.Path(directory) / name
+
+    def save(self, directory: epath.Path, item: Any = None, args: Any = None) -> None:
+        item = item if item is not None else args.item
+        state = item.get_state()
+        if isinstance(state, bytes):
+            text = json.dumps({"__bytes__": state.decode()})
+        else:
+            text = json.dumps(state, indent=2)
+        self._path(directory).write_text(text)
+
+    def restore(self, directory: epath.Path, item: Any = None, args: Any = None) -> Any:
+        item = item if item is not None else args.item
+        path = self._path(directory)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no input-pipeline state for this process "
+                                    f"(saved with a different process count?)")
+        state = json.loads(path.read_text())
+        if isinstance(state, dict) and set(state) == {"__bytes__"}:
+            state = state["__bytes__"].encode()
+        item.set_state(state)
+        return item
+
+    def structure(self, directory: epath.Path) -> Any:
+        return None
+
+    def metadata(self, directory: epath.Path) -> Any:
+        return None
+
+    def finalize(self, directory: epath.Path) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    @classmethod
+    def typestr(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@ocp.args.register_with_handler(LoaderCheckpointHandler, for_save=True)
+@dataclasses.dataclass
+class LoaderSave(ocp.args.CheckpointArgs):
+    item: Any
+
+
+@ocp.args.register_with_handler(LoaderCheckpointHandler, for_restore=True)
+@dataclasses.dataclass
+class LoaderRestore(ocp.args.CheckpointArgs):
+    item: Any
+
+
+def _is_grain_iterator(loader: Any) -> bool:
+    try:
+        import grain
+        from grain import checkpoint as _  # noqa: F401
+    except ImportError:
+        return False
+    types = tuple(t for t in (getattr(grain, "DatasetIterator", None),
+                              getattr(grain, "DataLoaderIterator", None)) if t is not None)
+    return bool(types) and isinstance(loader, types)
+
+
+def _data_args(loader: Any, save: bool) -> ocp.args.CheckpointArgs:
+    if _is_grain_iterator(loader):
+        import grain
+
+        return (grain.checkpoint.CheckpointSave if save
+                else grain.checkpoint.CheckpointRestore)(loader)
+    return (LoaderSave if save else LoaderRestore)(loader)
+
+
+# --------------------------------------------------------------------------------------------
+# The manager.
+# --------------------------------------------------------------------------------------------
+
+
+class Checkpointer:
+    """Orbax CheckpointManager over `{workdir}/checkpoints` with items "state" and "data"."""
+
+    def __init__(self, workdir: str, keep: int = 3, best_metric: str | None = None,
+                 best_mode: str = "min", async_save: bool = True):
+        if best_mode not in ("min", "max"):
+            raise ValueError(f"config train.best_mode: expected 'min' or 'max', "
+                             f"found {best_mode!r}")
+        self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+        self.best_metric = best_metric
+        policies = [ocp.checkpoint_managers.preservation_policy.LatestN(n=keep)]
+        if best_metric:
+            sign = 1.0 if best_mode == "max" else -1.0
+            policies.append(ocp.checkpoint_managers.preservation_policy.BestN(
+                get_metric_fn=lambda m: sign * float(m[best_metric]), n=1,
+                keep_checkpoints_without_metrics=False))
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+            enable_async_checkpointing=async_save, create=True)
+        self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                             item_names=("state", "data"))
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def save(self, step: int, state: Any, loader: Any | None,
+             metrics: dict[str, float] | None = None) -> bool:
+        """Starts an (async) save of `state` (pytree of jax.Arrays) and the loader position."""
+        items = {"state": ocp.args.StandardSave(state)}
+        if loader is not None:
+            items["data"] = _data_args(loader, save=True)
+        if metrics is not None and self.best_metric and self.best_metric not in metrics:
+            metrics = None
+        return self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics,
+                                 force=True)
+
+    def restore(self, step: int, abstract_state: Any, loader: Any | None) -> Any:
+        """Restores "state" onto the shardings of `abstract_state` and moves `loader` in place."""
+        items = {"state": ocp.args.StandardRestore(abstract_state)}
+        if loader is not None:
+            items["data"] = _data_args(loader, save=False)
+        return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Reading parameters back (for later stages and evaluation).
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_step_dir(path: str, step: int | None = None) -> epath.Path:
+    """`path` may be a workdir, its `checkpoints/` dir, or one `checkpoints/<step>` dir."""
+    p = epath.Path(path)
+    if (p / "state").exists():
+        return p
+    if (p / "checkpoints").exists():
+        p = p / "checkpoints"
+    steps = sorted(int(c.name) for c in p.iterdir() if c.name.isdigit()) if p.exists() else []
+    if not steps:
+        raise FileNotFoundError(f"{path}: no checkpoint found (expected "
+                                f"{{workdir}}/checkpoints/<step>/state)")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise FileNotFoundError(f"{path}: no checkpoint for step {step}; found {steps}")
+    return p / str(step)
+
+
+def restore_state_numpy(path: str, step: int | None = None) -> dict:
+    """The whole saved "state" pytree as host numpy arrays (any device count)."""
+    item = resolve_step_dir(path, step) / "state"
+    with ocp.PyTreeCheckpointer() as ckptr:
+        meta = ckptr.metadata(item)
+        tree = getattr(meta, "item_metadata", None) or getattr(meta, "tree", None) or meta
+        tree = getattr(tree, "tree", tree)
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+        return ckptr.restore(item, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+
+
+def restore_params(path: str, step: int | None = None) -> dict:
+    """The "model" variables (nested dict of numpy arrays) of a checkpoint (latest by default).
+
+    Use with `nnx.replace_by_pure_dict` or pick sub-trees, e.g.
+    `restore_params(workdir)["encoder"]`.
+    """
+    return restore_state_numpy(path, step)["model"]

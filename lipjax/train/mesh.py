@@ -1,0 +1,125 @@
+"""Processes, device mesh and shardings: one code path from one CPU to many hosts.
+
+The mesh comes from `train.mesh` (axis name -> size, -1 = the remaining devices). The batch is
+split over every mesh axis (data parallel, and FSDP shards the batch too); parameters and the
+optimizer state are replicated over `data` and, when an `fsdp` axis exists, each array is split
+along its largest dimension that the `fsdp` size divides (small arrays stay replicated).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+_DIST_ENV = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
+FSDP_MIN_SIZE = 2**14  # arrays smaller than this many elements are replicated
+
+
+def maybe_initialize_distributed(coordinator_address: str | None = None,
+                                 num_processes: int | None = None,
+                                 process_id: int | None = None) -> None:
+    """Calls `jax.distributed.initialize` when flags or the environment ask for several processes.
+
+    TPU pods, SLURM and Open MPI are detected by jax itself (it reads their variables); on a
+    plain box pass the coordinator, process count and id (flags or JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID).
+    """
+    addr = coordinator_address or next((os.environ[k] for k in _DIST_ENV if k in os.environ), None)
+    if num_processes is None and "JAX_NUM_PROCESSES" in os.environ:
+        num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+    if process_id is None and "JAX_PROCESS_ID" in os.environ:
+        process_id = int(os.environ["JAX_PROCESS_ID"])
+    cluster = any(k in os.environ for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE",
+                                            "TPU_WORKER_HOSTNAMES",
+                                            "MEGASCALE_COORDINATOR_ADDRESS"))
+    if addr is None and not cluster:
+        return
+    if addr is not None:
+        jax.distributed.initialize(coordinator_address=addr, num_processes=num_processes,
+                                   process_id=process_id)
+    else:
+        jax.distributed.initialize()
+
+
+def make_mesh(mesh_cfg: dict | None) -> Mesh:
+    """A mesh over all devices; `mesh_cfg` maps axis names to sizes, one may be -1."""
+    mesh_cfg = dict(mesh_cfg or {"data": -1})
+    names, sizes = list(mesh_cfg), list(mesh_cfg.values())
+    n = jax.device_count()
+    known = math.prod(s for s in sizes if s != -1)
+    if sizes.count(-1) > 1:
+        raise ValueError(f"config train.mesh: at most one axis may be -1, found {mesh_cfg}")
+    if -1 in sizes:
+        if n % known:
+            raise ValueError(f"config train.mesh: {n} devices not divisible by {known} "
+                             f"({mesh_cfg})")
+        sizes[sizes.index(-1)] = n // known
+    if math.prod(sizes) != n:
+        raise ValueError(f"config train.mesh: {mesh_cfg} needs {math.prod(sizes)} devices, "
+                         f"found {n}")
+    return jax.make_mesh(tuple(sizes), tuple(names),
+                         axis_types=(jax.sharding.AxisType.Auto,) * len(names))
+
+
+def batch_axes(mesh: Mesh) -> tuple[str, ...]:
+    """Mesh axes the batch dimension is split over (all of them)."""
+    return tuple(mesh.axis_names)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P(batch_axes(mesh)))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def param_spec(shape: tuple[int, ...], mesh: Mesh) -> P:
+    """The rule for one parameter / optimizer array (see module docstring)."""
+    fsdp = mesh.shape.get("fsdp", 1)
+    if fsdp == 1 or not shape or math.prod(shape) < FSDP_MIN_SIZE:
+        return P()
+    for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
+        if shape[dim] % fsdp == 0:
+            spec = [None] * len(shape)
+            spec[dim] = "fsdp"
+            return P(*spec)
+    return P()
+
+
+def state_shardings(abstract_state, mesh: Mesh):
+    """NamedShardings for a pytree of ShapeDtypeStructs (model + optimizer state)."""
+    return jax.tree.map(lambda x: NamedSharding(mesh, param_spec(tuple(x.shape), mesh)),
+                        abstract_state)
+
+
+def to_global(batch: dict, mesh: Mesh) -> dict[str, jax.Array]:
+    """Host-local numpy batch -> global jax.Arrays split over the batch axes.
+
+    Host-only entries (strings, objects) are dropped; every process passes its own slice.
+    """
+    sharding = batch_sharding(mesh)
+    out = {}
+    for k, v in batch.items():
+        v = np.asarray(v)
+        if v.dtype.kind in "OUS":
+            continue
+        out[k] = jax.make_array_from_process_local_data(sharding, v)
+    return out
+
+
+def to_host_local(tree, mesh: Mesh):
+    """Global batch-sharded outputs -> this process's rows as numpy (inverse of `to_global`)."""
+    from jax.experimental import multihost_utils
+
+    if jax.process_count() == 1:
+        return jax.tree.map(np.asarray, jax.device_get(tree))
+    spec = P(batch_axes(mesh))
+    return jax.tree.map(
+        lambda x: np.asarray(multihost_utils.global_array_to_host_local_array(
+            x, mesh, spec if x.ndim else P())), tree)

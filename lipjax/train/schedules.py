@@ -1,0 +1,83 @@
+"""Learning-rate schedules and the optimizer, built from the `optim` config block.
+
+Two schedules cover the recipe: warm-up + cosine (auto_avsr style, stages 1 and 3) and the
+fairseq tri-stage schedule (warm-up, hold, exponential decay) that the paper's LMDecoder used.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+
+def warmup_cosine(lr: float, warmup_steps: int, num_steps: int,
+                  final_scale: float = 0.0) -> optax.Schedule:
+    """Linear warm-up from 0 to `lr`, then cosine decay to `final_scale * lr` at `num_steps`."""
+    warmup_steps = max(0, min(warmup_steps, num_steps))
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=lr, warmup_steps=warmup_steps,
+        decay_steps=max(num_steps, warmup_steps + 1), end_value=lr * final_scale)
+
+
+def tristage(lr: float, num_steps: int, phase_ratio: tuple[float, float, float] = (0.1, 0.4, 0.5),
+             init_scale: float = 0.01, final_scale: float = 0.05,
+             warmup_steps: int | None = None) -> optax.Schedule:
+    """fairseq's tri-stage: linear warm-up from init_scale*lr, hold at lr, exponential decay.
+
+    `warmup_steps`, when given, overrides the first phase's length; hold and decay then share
+    the remaining steps in the ratio of the last two phases.
+    """
+    if abs(sum(phase_ratio) - 1.0) > 1e-6:
+        raise ValueError(f"optim.phase_ratio must sum to 1, found {phase_ratio}")
+    if warmup_steps is None:
+        warmup_steps = int(phase_ratio[0] * num_steps)
+    rest = max(num_steps - warmup_steps, 0)
+    tail = phase_ratio[1] + phase_ratio[2]
+    hold_steps = int(rest * phase_ratio[1] / tail) if tail > 0 else rest
+    decay_steps = max(rest - hold_steps, 1)
+    decay_rate = jnp.log(final_scale) / decay_steps
+
+    def schedule(step: jax.Array) -> jax.Array:
+        step = jnp.asarray(step, jnp.float32)
+        warm = lr * (init_scale + (1.0 - init_scale) * step / max(warmup_steps, 1))
+        decay = lr * jnp.exp(decay_rate * jnp.minimum(step - warmup_steps - hold_steps,
+                                                      decay_steps))
+        return jnp.where(step < warmup_steps, warm,
+                         jnp.where(step < warmup_steps + hold_steps, lr, decay))
+
+    return schedule
+
+
+def make_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+    """The schedule named by `optim.schedule` ("cosine" | "tristage" | "constant")."""
+    kind = optim.get("schedule", "cosine")
+    if kind == "cosine":
+        return warmup_cosine(optim.lr, optim.get("warmup_steps", 0), num_steps,
+                             optim.get("final_lr_scale", 0.0))
+    if kind == "tristage":
+        return tristage(optim.lr, num_steps, tuple(optim.get("phase_ratio", (0.1, 0.4, 0.5))),
+                        optim.get("init_lr_scale", 0.01), optim.get("final_lr_scale", 0.05),
+                        optim.get("warmup_steps", None))
+    if kind == "constant":
+        return optax.constant_schedule(optim.lr)
+    raise ValueError(f"config optim.schedule: expected 'cosine', 'tristage' or 'constant', "
+                     f"found {kind!r}")
+
+
+def _decay_mask(params):
+    """Weight decay on matrices and kernels only: biases, norms' scales and offsets are exempt."""
+    return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def make_optimizer(optim: ml_collections.ConfigDict,
+                   num_steps: int) -> optax.GradientTransformation:
+    """Global-norm clipping followed by AdamW on the configured schedule."""
+    parts = []
+    if optim.get("clip_norm", 0.0):
+        parts.append(optax.clip_by_global_norm(optim.clip_norm))
+    parts.append(optax.adamw(make_schedule(optim, num_steps), b1=optim.get("b1", 0.9),
+                             b2=optim.get("b2", 0.98), eps=optim.get("eps", 1e-8),
+                             weight_decay=optim.get("weight_decay", 0.0), mask=_decay_mask))
+    return optax.chain(*parts)

@@ -1,0 +1,131 @@
+"""Follows data_builders/adding_a_language.md for Dutch ("nl"), a language lipjax does not ship.
+
+The user's folder is synthesised: clips from lipjax.synth for a registered "nl" (espeak-ng's
+Dutch voice, wordfreq's Dutch words), exported as 96x96 mouth-crop mp4s with AAC audio plus a
+manifest.csv, as `python -m lipjax.preprocess IN OUT --format mp4` would leave them. The package
+is data_builders/TEMPLATE copied and edited exactly as the guide says, but into a temporary
+folder on PYTHONPATH, so the repository is untouched. Every command runs in its own process (as
+the user would run it): registering a language is process-wide.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+NAME = "nl_corpus"
+# The guide's edits to the copied template: (file, line as shipped, line after editing).
+EDITS = [
+        ("__init__.py", 'code="xx",  # TODO', 'code="nl",'),
+        ("__init__.py", 'name="TODO language name",  # TODO', 'name="Dutch",'),
+        ("__init__.py", 'espeak_voice="xx",  # TODO', 'espeak_voice="nl",'),
+        ("__init__.py", 'wordfreq_code="xx",  # TODO', 'wordfreq_code="nl",'),
+        ("__init__.py", "num2words_code=None,  # TODO", 'num2words_code="nl",'),
+        ("builder.py", 'UNITS_CODEBOOK = "synthetic_lips_shared_k100"', 'UNITS_CODEBOOK = ""'),
+        ("builder.py", "UNITS_K = 0", "UNITS_K = 100"),
+        ("builder.py", "VIDEO_IS_ROI = False", "VIDEO_IS_ROI = True"),
+]
+SPLITS = {"train": 16, "validation": 4, "test": 4}
+
+
+def make_package(root: pathlib.Path) -> pathlib.Path:
+    """`cp -r data_builders/TEMPLATE <root>/nl_corpus` + the guide's edits."""
+    package = root / NAME
+    shutil.copytree(REPO / "data_builders" / "TEMPLATE", package,
+                    ignore=shutil.ignore_patterns("__pycache__", "test_*.py"))
+    for name, old, new in EDITS:
+        path = package / name
+        lines = path.read_text().split("\n")
+        hits = [i for i, line in enumerate(lines) if line.strip() == old]
+        assert len(hits) == 1, f"data_builders/TEMPLATE/{name} no longer has the line {old!r}"
+        indent = lines[hits[0]][:len(lines[hits[0]]) - len(lines[hits[0]].lstrip())]
+        lines[hits[0]] = indent + new
+        path.write_text("\n".join(lines))
+    return package
+
+
+def export_clips(folder: str, sizes: dict[str, int]) -> None:
+    """Synthetic Dutch clips as a user's folder: mp4 (crops + audio) and manifest.csv.
+
+    Runs in a process where the package (hence "nl") has been imported."""
+    import nl_corpus  # noqa: F401  registers "nl"
+
+    from lipjax.preprocess import write_video
+    from lipjax.synth.generate import ClipConfig, make_clip
+
+    out = pathlib.Path(folder)
+    config = ClipConfig(language="nl", video=True, num_speakers=3)
+    rows = []
+    for split, count in sizes.items():
+        for i in range(count):
+            clip = make_clip(config, split, i, centroids=None).features
+            rel = f"{clip['speaker']}/{split}_{i:03d}.mp4"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_video(out / rel, clip["video"], audio=clip["audio"], crf=20)
+            # As people type them: capitals and a full stop, which normalisation removes.
+            rows.append([rel, clip["text"].capitalize() + ".", clip["speaker"], split])
+    rows.append(["spk_x/lost.mp4", "Dit bestand ontbreekt.", "spk_x", "train"])
+    with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["path", "transcript", "speaker", "split"], *rows])
+
+
+def run(args: list[str], root: pathlib.Path, timeout: int = 900) -> str:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(REPO)]),
+               JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n" \
+                                 f"{proc.stderr[-6000:]}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
+    """Steps 1-3 of the guide: package, clips + manifest, build, tokenizer."""
+    root = tmp_path_factory.mktemp("user")
+    make_package(root)
+    clips, data = root / "my_dutch_clips", root / "data"
+    run(["-c", f"from tests.test_adding_a_language import export_clips; "
+               f"export_clips({str(clips)!r}, {SPLITS!r})"], root)
+    log = run(["-m", NAME, "build", "--manual_dir", str(clips), "--data_dir", str(data)], root)
+    assert "missing_file: 1" in log and "lost.mp4" in log, log[-3000:]
+    log = run(["-m", NAME, "tokenizer", "--data_dir", str(data), "--vocab_size", "60"], root)
+    assert "tokenizer nl:" in log
+    return root, data
+
+
+def test_build_and_tokenizer(built):
+    root, data = built
+    assert (data / "tokenizers" / "nl.model").exists()
+    assert (data / "units" / f"{NAME}_nl_audio_k100.npy").exists()
+    check = (
+            "import nl_corpus, tensorflow_datasets as tfds\n"
+            f"for config in ('nl_video', 'nl_audio'):\n"
+            f"    src = tfds.data_source('{NAME}/' + config, split='train', data_dir={str(data)!r})\n"
+            "    ex = src[0]\n"
+            "    assert len(src) == 16, len(src)\n"
+            "    assert ex['language'] == b'nl' and ex['text'].decode() == ex['text'].decode().lower()\n"
+            "    assert ' | ' in ex['phonemes'].decode() and len(ex['units']) > 0\n"
+            "    assert ('video' in ex) == (config == 'nl_video')\n"
+            "print('ok')\n")
+    assert "ok" in run(["-c", check], root)
+
+
+@pytest.mark.slow
+def test_lmdecoder_and_finetune(built):
+    """Steps 4-5: a few LMDecoder steps on the audio config, then lip-reader fine-tuning."""
+    root, data = built
+    runs = root / "runs"
+    common = f"tiny,lang=nl,builder={NAME},data_dir={data},steps=2"
+    run(["-m", NAME, "train", f"--config=configs/lmdecoder.py:{common}",
+         f"--workdir={runs / 'lmdecoder_nl'}"], root)
+    assert any((runs / "lmdecoder_nl").rglob("*")), "no checkpoint written"
+    run(["-m", NAME, "train", f"--config=configs/finetune.py:{common},init=scratch",
+         f"--workdir={runs / 'finetune_nl'}"], root)

@@ -9,7 +9,8 @@ Arguments: variant tiny|small|base; lang (required); init:
   nomemory (baseline b) stage-1 encoder + a plain decoder, no memory;
   scratch  (baseline a) everything trained from scratch on the low-resource clips.
 runs_dir (default out/runs) is where stages 1 and 2 wrote their workdirs
-(`units_pretrain`, `lmdecoder_{lang}`); data_dir; builder; batch_size; steps.
+(`units_pretrain`, `lmdecoder_{lang}`); units acoustic|phoneme (must match stage 2's: the
+memory is its unit embedding table); data_dir; builder; batch_size; steps.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ INITS = ("memory", "nomemory", "scratch")
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = common.parse_arg(arg, {"lang": "", "init": "memory", "runs_dir": "out/runs",
-                                  "builder": "synthetic_lips", "batch_size": 0, "steps": 0})
+                                  "units": "acoustic", "builder": "synthetic_lips",
+                                  "batch_size": 0, "steps": 0})
     if not args.lang:
         raise ValueError("configs/finetune.py: the argument needs lang=xx "
                          "(e.g. configs/finetune.py:small,lang=it,init=memory)")
@@ -37,15 +39,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.seed = 0
     config.lang = args.lang
     config.data = common.data_config(args, [(f"{args.lang}_video", 1.0)])
-    config.model = common.model_config(args, unit_type="acoustic", languages=[args.lang],
+    config.model = common.model_config(args, unit_type=args.units, languages=[args.lang],
                                        use_memory=args.init == "memory")
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 5e-4, "base": 3e-4}[v],
                                        warmup_steps={"tiny": 1, "small": 30, "base": 1000}[v])
     config.train = common.train_config(args, {"tiny": 4, "small": 300, "base": 20_000},
                                        best_metric="wer")
-    config.init = ml_collections.ConfigDict({
+    config.init = ml_collections.ConfigDict({  # read by lipjax/tasks/finetune.py
         "mode": args.init,
-        "units": "" if args.init == "scratch" else os.path.join(args.runs_dir, "units_pretrain"),
+        "encoder": "" if args.init == "scratch" else os.path.join(args.runs_dir, "units_pretrain"),
         "lmdecoder": (os.path.join(args.runs_dir, f"lmdecoder_{args.lang}")
                       if args.init == "memory" else ""),
     })

@@ -3,9 +3,9 @@
     python -m lipjax.train --config configs/lmdecoder.py:small,lang=it \
         --workdir out/runs/lmdecoder_it
 
-Arguments: variant tiny|small|base; lang (required, e.g. it); data_dir; builder; batch_size;
-steps. Units are the acoustic units of the audio track with repeats removed (the paper's recipe);
-loss = label-smoothed CE (0.1) + CTC; Adam with the tri-stage schedule as in the released code.
+Arguments: variant tiny|small|base; lang (required, e.g. it); units acoustic (default: k-means
+units of the audio track, repeats removed, the paper's recipe) | phoneme; data_dir; builder;
+batch_size; steps. Loss = label-smoothed CE (0.1) + CTC; Adam with the tri-stage schedule as in the released code.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    args = common.parse_arg(arg, {"lang": "", "builder": "synthetic_lips", "batch_size": 0,
-                                  "steps": 0})
+    args = common.parse_arg(arg, {"lang": "", "units": "acoustic", "builder": "synthetic_lips",
+                                  "batch_size": 0, "steps": 0})
     if not args.lang:
         raise ValueError("configs/lmdecoder.py: the argument needs lang=xx "
                          "(e.g. configs/lmdecoder.py:small,lang=it)")
@@ -27,7 +27,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.seed = 0
     config.lang = args.lang
     config.data = common.data_config(args, [(f"{args.lang}_audio", 1.0)])
-    config.model = common.model_config(args, unit_type="acoustic", languages=[args.lang])
+    config.model = common.model_config(args, unit_type=args.units, languages=[args.lang])
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 1e-3}[v],
                                        schedule="tristage", weight_decay=0.0)
     config.train = common.train_config(args, {"tiny": 4, "small": 300, "base": 60_000},

@@ -30,6 +30,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                        warmup_steps={"tiny": 2, "small": 50, "base": 5000}[v])
     config.train = common.train_config(
         args, {"tiny": 4, "small": 300, "base": 60_000},
-        best_metric="per" if args.unit_type == "phoneme" else "unit_error")
+        best_metric="per")  # unit error rate (phones or acoustic units)
     config.init = ml_collections.ConfigDict()
     return config

@@ -1,17 +1,15 @@
 """Shared machinery for builders of real corpora that users download by hand (TFDS `manual_dir`).
 
-Every such builder does the same things around its corpus-specific layout: find the corpus root,
-list clips, read media, skip and count broken items, normalise text, phonemize, fill acoustic
-units, and write `lipjax.data.features.clip_features`. Keeping that here means a corpus builder
-only describes its layout (`find_root`, `list_clips`, optionally `read_transcript`).
-
-Paths are `etils.epath` so builders run on any filesystem and under the TFDS test harness (which
-forbids `os` and `open` inside builder modules).
+Every such builder finds the corpus root, lists clips, reads media, skips and counts broken items,
+normalises text, adds phonemes and acoustic units, and writes `clip_features`; a corpus builder
+only describes its layout (`find_root`, `list_clips`, optionally `read_transcript`). Paths are
+`etils.epath`: any filesystem, and the TFDS test harness forbids `os`/`open` in builders.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -50,8 +48,7 @@ class BadItem(Exception):
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
+        self.reason, self.detail = reason, detail
 
 
 class BadItemLog:
@@ -227,13 +224,9 @@ def _roi_or_error(path: str) -> np.ndarray | BadItem:
 # ---------------------------------------------------------------------------------- the builder
 @dataclasses.dataclass(frozen=True)
 class Clip:
-    """One item as listed from the layout, before any media is read.
-
-    `path` is the main media file (video for video configs, else audio); `audio_path` is set when
-    audio lives in a separate file; `start`/`end` cut a segment (seconds) out of a longer file.
-    Text comes from `text` when the listing carries it, else from `text_path`; `extra` holds
-    additional feature values (e.g. LRW's `label`).
-    """
+    """One item as listed from the layout, before any media is read: `path` is the main media
+    file (video for video configs), `audio_path` a separate audio file, `start`/`end` seconds cut
+    from a longer file; text is `text`, else read from `text_path`; `extra` more feature values."""
 
     id: str
     speaker: str
@@ -249,8 +242,7 @@ class Clip:
     @classmethod
     def unreadable(cls, listing: epath.Path, line: int) -> Clip:
         """A listing line that is not UTF-8: kept so that it is counted, never read."""
-        return cls(id=f"{listing.name}:{line}", speaker="", path=listing,
-                   problem=NON_UTF8_TRANSCRIPT)
+        return cls(f"{listing.name}:{line}", "", listing, problem=NON_UTF8_TRANSCRIPT)
 
 
 @dataclasses.dataclass(eq=False)
@@ -261,6 +253,8 @@ class ManualCorpusConfig(tfds.core.BuilderConfig):
         language: registry code of the transcripts (`und` for unlabelled speech).
         with_video: write a `video` feature (mouth crops).
         video_is_roi: the corpus already ships 96x96 mouth crops (decode only, no face search).
+        roi_dir: crops made beforehand on all cores by `python -m lipjax.preprocess MANUAL_DIR
+            ROI_DIR` (`<ROI_DIR>/<path under manual_dir>.{npz,mp4}`); others are cropped here.
         units_k: acoustic units per 25 Hz frame from a k-means codebook of this size; 0 = none.
         units_codebook: reuse the codebook `{data_dir}/units/<name>.npy` (e.g. another corpus's,
             so that stage-1 targets and the LMDecoder share units) instead of fitting one.
@@ -271,6 +265,7 @@ class ManualCorpusConfig(tfds.core.BuilderConfig):
     language: str = "en"
     with_video: bool = False
     video_is_roi: bool = False
+    roi_dir: str = ""
     units_k: int = 0
     units_codebook: str = ""
     units_sample: int = 300
@@ -288,7 +283,6 @@ class ManualCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     def __init__(self, *, file_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(file_format=file_format or "array_record", **kwargs)
 
-    # ---- what a corpus builder provides
     def find_root(self, manual_dir: epath.Path) -> epath.Path:
         """The corpus root inside manual_dir; raise LayoutError if it is not there."""
         raise NotImplementedError
@@ -305,24 +299,22 @@ class ManualCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         """Features added to `clip_features` (e.g. LRW's `label`)."""
         return {}
 
-    # ---- shared
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(features=features_lib.clip_features(
                 self.builder_config.with_video, self.extra_features()))
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        root = self.find_root(epath.Path(dl_manager.manual_dir))
-        splits = self.list_clips(root)
+        self._manual_dir = epath.Path(dl_manager.manual_dir)
+        splits = self.list_clips(self.find_root(self._manual_dir))
         units = self._corpus_units(splits)
-        return {name: self._generate_examples(clips, name, units)
-                for name, clips in splits.items()}
+        return {name: self._generate_examples(clips, name, units) for name, clips in splits.items()}
 
     def _corpus_units(self, splits: dict[str, list[Clip]]) -> corpus_units.CorpusUnits | None:
         config = self.builder_config
-        if not config.units_k and not config.units_codebook:
-            return None
         if config.units_codebook:
             return corpus_units.load_units(self.data_dir_root, config.units_codebook)
+        if not config.units_k:
+            return None
         fit_clips = splits.get(self.UNITS_FIT_SPLIT) or []
         if not fit_clips:
             raise LayoutError(f"units_k={config.units_k} needs clips in split "
@@ -331,14 +323,16 @@ class ManualCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
         def sample_audio() -> Iterator[np.ndarray]:  # file order: a talk is decoded once
             for clip in sorted(sample, key=lambda c: (str(c.audio_path or c.path), c.start or 0)):
-                try:
+                with contextlib.suppress(BadItem):
                     yield self._audio(clip)
-                except BadItem:
-                    continue
 
-        name = corpus_units.codebook_name(self.name, config.name, config.units_k)
-        return corpus_units.ensure_units(self.data_dir_root, name, config.units_k, sample_audio,
-                                         seed=config.units_seed)
+        return corpus_units.ensure_units(self.data_dir_root, self.codebook_name(), config.units_k,
+                                         sample_audio, seed=config.units_seed)
+
+    def codebook_name(self) -> str:
+        """Stem of the fitted codebook; a builder overrides it to share one between configs."""
+        config = self.builder_config
+        return corpus_units.codebook_name(self.name, config.name, config.units_k)
 
     def _audio(self, clip: Clip) -> np.ndarray:
         return load_audio(clip.audio_path or clip.path, clip.start, clip.end)
@@ -356,11 +350,24 @@ class ManualCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
             raise BadItem(EMPTY_TRANSCRIPT)
         example: dict[str, Any] = {"text": text, **dict(clip.extra)}
         if config.with_video:
-            video = decode_gray_video(clip.path) if config.video_is_roi else mouth_roi(clip.path)
-            example["video"] = cut(video, clip.start, clip.end, features_lib.FPS,
-                                   UNDECODABLE_VIDEO)
+            example["video"] = cut(self._video(clip.path), clip.start, clip.end,
+                                   features_lib.FPS, UNDECODABLE_VIDEO)
         example["audio"] = self._audio(clip)
         return example
+
+    def _video(self, path: epath.Path) -> np.ndarray:
+        config = self.builder_config
+        if config.video_is_roi:
+            return decode_gray_video(path)
+        if config.roi_dir and path.is_relative_to(self._manual_dir):
+            done = epath.Path(config.roi_dir) / path.relative_to(self._manual_dir).with_suffix("")
+            npz, mp4 = done.with_name(done.name + ".npz"), done.with_name(done.name + ".mp4")
+            if npz.exists():
+                with npz.open("rb") as f:
+                    return np.asarray(np.load(f)["video"], np.uint8)
+            if mp4.exists():
+                return decode_gray_video(mp4)
+        return mouth_roi(path)
 
     def _generate_examples(self, clips: list[Clip], split: str,
                            units: corpus_units.CorpusUnits | None):

@@ -165,20 +165,20 @@ def main(argv: list[str] | None = None) -> None:
     root = args.workdir or tempfile.mkdtemp(prefix="lipjax_bench_data_")
     pipe = bench_pipeline(root, args.pipeline_clips, args.batch_size, args.repeats,
                           args.num_workers)
+    print(f"pipeline clips/s per core, runs: {', '.join(f'{r:.1f}' for r in pipe)}", flush=True)
     corpus: list[float] = []
     corpus_note = "skipped"
     if not args.skip_corpus:
         try:
             corpus = bench_corpus(root, args.corpus_clips, args.repeats)
             corpus_note = f"{np.median(corpus):.2f}"
-        except ImportError as e:  # synthetic corpus builder not installed
-            corpus_note = f"unavailable ({e})"
+        except Exception as e:  # report the pipeline number regardless
+            corpus_note = f"failed ({type(e).__name__}: {e})"
     machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, " \
               f"os.cpu_count()={os.cpu_count()}"
     command = "python -m experiments.bench_data " + shlex.join(sys.argv[1:] if argv is None
                                                                 else argv)
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"pipeline clips/s per core, runs: {', '.join(f'{r:.1f}' for r in pipe)}")
     if corpus:
         print(f"corpus clips/s per core, runs: {', '.join(f'{r:.2f}' for r in corpus)}")
     print()

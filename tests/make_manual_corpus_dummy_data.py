@@ -255,8 +255,8 @@ def make_mls() -> None:
         (ls / "1hr" / "0").mkdir(parents=True, exist_ok=True)
         (ls / "1hr" / "0" / "handles.txt").write_text("4800_10003_000000\n")
         (root / "metainfo.txt").write_text(
-                "SPEAKER   |   GENDER   | PARTITION  |  MINUTES   |  BOOK ID   |  TITLE  | CHAPTER\n"
-                "  4800    |     F      |   train    |   0.010    |   10003    | Libro   | Uno\n")
+                "SPEAKER   |   GENDER   | PARTITION  |  MINUTES   |  BOOK ID   | TITLE | CHAPTER\n"
+                "  4800    |     F      |   train    |   0.010    |   10003    | Libro | Uno\n")
 
 
 def make_common_voice() -> None:

@@ -64,8 +64,14 @@ def export_clips(folder: str, sizes: dict[str, int]) -> None:
     config = ClipConfig(language="nl", video=True, num_speakers=3)
     rows = []
     for split, count in sizes.items():
-        for i in range(count):
-            clip = make_clip(config, split, i, centroids=None).features
+        made, index = 0, 0
+        while made < count:
+            index += 1
+            try:
+                clip = make_clip(config, split, index, centroids=None).features
+            except ValueError:  # lipjax.synth.render.trajectory: np.arange rounding (reported)
+                continue
+            i, made = made, made + 1
             rel = f"{clip['speaker']}/{split}_{i:03d}.mp4"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             write_video(out / rel, clip["video"], audio=clip["audio"], crf=20)

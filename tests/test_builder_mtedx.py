@@ -33,7 +33,7 @@ def test_build_mtedx_audio_with_units(tmp_path):
     # The segment is cut from the talk: 0.2 s of silence precede it, the next one follows.
     assert 0.4 < len(ex["audio"]) / 16000 < 2.0
     # Units: one per 25 Hz frame, from the codebook fitted on train and saved with the data.
-    path = corpus_units.codebook_path(tmp_path, "mtedx_es_audio_k8_k8")
+    path = corpus_units.codebook_path(tmp_path, "mtedx_es_k8")  # shared by es_audio/es_video
     centroids = acoustic.load_codebook(path)
     assert centroids.shape == (8, acoustic.feature_dim())
     assert len(ex["units"]) == -(-len(ex["audio"]) // 640)

@@ -95,16 +95,19 @@ def test_restore_params_for_later_stages(tmp_path):
         params = ckpt_lib.restore_params(str(path))
         assert isinstance(params["dense"]["kernel"], np.ndarray)
         np.testing.assert_array_equal(params["dense"]["kernel"], model.dense.kernel.value)
-        assert set(params["norm"]) == {"scale", "bias"}  # Params only; batch stats separate
+        assert set(params["norm"]) == {"scale", "bias", "mean", "var"}  # no RNG state
+        assert "drop" not in params
+    np.testing.assert_array_equal(params["norm"]["mean"], model.norm.mean.value)
     (fresh, _, _), _ = _state(seed=9)
-    state = nnx.state(fresh, nnx.Param)
+    state = nnx.state(fresh, nnx.Not(nnx.RngState))
     nnx.replace_by_pure_dict(state, params)
     nnx.update(fresh, state)
     np.testing.assert_array_equal(fresh.out.kernel.value, model.out.kernel.value)
+    np.testing.assert_array_equal(fresh.norm.var.value, model.norm.var.value)
     full = ckpt_lib.restore_state_numpy(str(tmp_path))
-    assert set(full) == {"model", "batch_stats", "optimizer", "rngs", "step"}
+    assert set(full) == {"model", "optimizer", "rngs", "step"}
+    assert set(full["rngs"]) == {"model", "trainer"}
     assert int(full["step"]) == 1
-    np.testing.assert_array_equal(full["batch_stats"]["norm"]["mean"], model.norm.mean.value)
     with pytest.raises(FileNotFoundError, match="step 5"):
         ckpt_lib.restore_params(str(tmp_path), step=5)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):

@@ -37,14 +37,19 @@ Word = tuple[str, float, float]  # word, start, end (seconds from the clip start
 
 
 def parse_words(raw: str) -> list[Word]:
-    """The word table after `WORD START END ...`, without non-speech tags (empty if absent)."""
+    """The word table after `WORD START END ...`, without non-speech tags (empty if absent); it
+    ends at a blank line or another table (some releases add `FRAME X Y W H` rows)."""
     lines = raw.splitlines()
     header = next((i for i, line in enumerate(lines) if line.startswith("WORD ")), None)
     words = []
     for line in lines[header + 1:] if header is not None else []:
         parts = line.split()
-        if len(parts) >= 3 and not parts[0].startswith("{"):
-            words.append((parts[0], float(parts[1]), float(parts[2])))
+        try:
+            start, end = float(parts[1]), float(parts[2])
+        except (IndexError, ValueError):
+            break
+        if not parts[0].startswith("{"):
+            words.append((parts[0], start, end))
     return words
 
 
@@ -54,7 +59,8 @@ def split_words(words: list[Word], max_seconds: float) -> list[list[Word]]:
     pieces, rest = [], list(words)
     while rest and rest[-1][2] - rest[0][1] > max_seconds:
         fits = [i for i in range(1, len(rest)) if rest[i - 1][2] - rest[0][1] <= max_seconds]
-        cut = max(fits, key=lambda i: (rest[i][1] - rest[i - 1][2], i)) if fits else 1
+        pause = lambda i: round(rest[i][1] - rest[i - 1][2], 3)  # noqa: B023 - to the ms
+        cut = max(fits, key=lambda i: (pause(i), i)) if fits else 1
         pieces.append(rest[:cut])
         rest = rest[cut:]
     return pieces + ([rest] if rest else [])

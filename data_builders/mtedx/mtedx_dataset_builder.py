@@ -14,6 +14,7 @@ from etils import epath
 
 from data_builders import manual_corpus as mc
 from data_builders.mtedx import muavic_layout
+from lipjax.units import corpus_units
 
 AUDIO_LANGS = ("es", "fr", "it", "pt", "ru", "el", "ar", "de")
 VIDEO_LANGS = ("en",) + AUDIO_LANGS
@@ -48,6 +49,12 @@ class Builder(mc.ManualCorpusBuilder):
                                   description=f"MuAViC {lang}: 96x96 mouth crops + audio.")
             for lang in VIDEO_LANGS
     ]
+
+    def codebook_name(self) -> str:
+        """`mtedx_<lang>_k<K>`: one codebook for both configs of a language, fitted by whichever
+        is built first, so stage-1 targets (`_video`) and the LMDecoder (`_audio`) share units."""
+        config = self.builder_config
+        return corpus_units.codebook_name(self.name, config.language, config.units_k)
 
     def find_root(self, manual_dir: epath.Path) -> epath.Path:
         lang = self.builder_config.language

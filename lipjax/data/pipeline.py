@@ -198,7 +198,7 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
             batched.append(clips.map_with_index(transform).batch(
                     local_batch, drop_remainder=False, batch_fn=collate))
         missing = num_batches - sum(len(b) for b in batched)
-        if missing:
+        if missing or not batched:
             batched.append(grain.MapDataset.range(missing).map(_EmptyBatch(collate)))
         eval_ds = grain.MapDataset.concatenate(batched) if len(batched) > 1 else batched[0]
         dataset = eval_ds.to_iter_dataset(read)

@@ -48,12 +48,11 @@ def trajectory(phones: Sequence[PhoneTiming], num_frames: int) -> np.ndarray:
     end = num_frames / FPS
     times += [max(previous_end + _PAUSE_S / 2, times[-1]), max(end, times[-1])]
     values += [rest, rest]
-    fine_t = np.arange(0.0, end, _DT) + _DT / 2
+    per_frame = int(round(1 / (FPS * _DT)))
+    fine_t = (np.arange(num_frames * per_frame) + 0.5) * _DT
     keys = np.stack(values)
     fine = np.stack([np.interp(fine_t, times, keys[:, j]) for j in range(keys.shape[1])], -1)
     fine = ndimage.gaussian_filter1d(fine, _COARTICULATION_S / _DT, axis=0, mode="nearest")
-    per_frame = int(round(1 / (FPS * _DT)))
-    fine = np.pad(fine, ((0, num_frames * per_frame - len(fine)), (0, 0)), mode="edge")
     return fine.reshape(num_frames, per_frame, -1).mean(1).astype(np.float32)
 
 

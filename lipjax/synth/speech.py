@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import dataclasses
+import functools
 import math
 import threading
 
@@ -179,6 +180,16 @@ def _engine() -> _Engine:
     return _ENGINE
 
 
+@functools.cache
+def _resampler(rate: int) -> tuple[int, int, np.ndarray]:
+    """resample_poly's default anti-aliasing filter for rate -> 16 kHz, designed once."""
+    gcd = math.gcd(SAMPLE_RATE, rate)
+    up, down = SAMPLE_RATE // gcd, rate // gcd
+    max_rate = max(up, down)
+    taps = signal.firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+    return up, down, taps
+
+
 def synthesize(text: str, voice: Voice) -> Utterance:
     """Speaks `text`; returns 16 kHz int16 audio and timed phones (silences/pauses dropped).
 
@@ -186,8 +197,8 @@ def synthesize(text: str, voice: Voice) -> Utterance:
     """
     engine = _engine()
     raw, events = engine.synth(text, voice)
-    gcd = math.gcd(SAMPLE_RATE, engine.rate)
-    audio = signal.resample_poly(raw.astype(np.float32), SAMPLE_RATE // gcd, engine.rate // gcd)
+    up, down, taps = _resampler(engine.rate)
+    audio = signal.resample_poly(raw.astype(np.float32), up, down, window=taps)
     audio = np.clip(np.round(audio), -32768, 32767).astype(np.int16)
     duration = len(audio) / SAMPLE_RATE
     names = [clean_phone(name) for name, _ in events]

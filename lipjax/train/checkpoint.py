@@ -4,17 +4,20 @@ Layout (Orbax CheckpointManager, one directory per saved step)::
 
     {workdir}/checkpoints/<step>/
         state/      item "state", Orbax StandardSave of the pytree
-                      {"model":     nnx.state(model) as a pure dict (params + batch stats),
+                      {"model":     nnx.state(model, nnx.Not(nnx.RngState)) as a pure dict:
+                                    every parameter and BatchNorm statistic, no RNG state,
                        "optimizer": nnx.state(optimizer) as a pure dict (step count, Adam moments),
-                       "rngs":      the trainer's dropout RNG state (keys stored as uint32 data),
+                       "rngs":      {"model": the model's dropout streams, "trainer": the
+                                    trainer's nnx.Rngs} (keys stored as uint32 key data),
                        "step":      int, the number of finished train steps}
         data/       item "data", the grain iterator state: one JSON file per process,
                       `process_{i}-of-{n}.json` (grain's checkpoint handler format)
         _CHECKPOINT_METADATA, metrics in the manager's metadata when an evaluation ran.
 
-Parameters sit in "model" at the module's attribute path, e.g.
-`state["model"]["encoder"]["layers"][0]["attn"]["query"]["kernel"]`. Later stages read them
-with `restore_params(path)` (host numpy, no optimizer, works for any device count).
+Variables sit in "model" at the module's attribute path (list indices as ints), e.g.
+`state["model"]["encoder"]["layers"][0]["ffn1"]["up"]["kernel"]`. Later stages read them with
+`restore_params(path)` (host numpy, no optimizer, works for any device count) and load them with
+`nnx.replace_by_pure_dict(nnx.state(model, nnx.Not(nnx.RngState)), params)` or by sub-tree.
 
 Kept: the latest `keep` checkpoints plus the best one by `train.best_metric` (`best_mode`).
 Saves are asynchronous; `wait()` before exiting.
@@ -212,9 +215,10 @@ def restore_state_numpy(path: str, step: int | None = None) -> dict:
 
 
 def restore_params(path: str, step: int | None = None) -> dict:
-    """The "model" variables (nested dict of numpy arrays) of a checkpoint (latest by default).
+    """The "model" variables of a checkpoint (latest step by default): a nested dict of numpy
+    arrays with every parameter and BatchNorm statistic, no RNG state.
 
-    Use with `nnx.replace_by_pure_dict` or pick sub-trees, e.g.
-    `restore_params(workdir)["encoder"]`.
+    Load with `nnx.replace_by_pure_dict(nnx.state(model, nnx.Not(nnx.RngState)), params)` or
+    pick sub-trees, e.g. `restore_params(workdir)["encoder"]`.
     """
     return restore_state_numpy(path, step)["model"]

@@ -52,9 +52,7 @@ def checkpoint_tree(model: nnx.Module, optimizer: nnx.Optimizer, rngs: nnx.Rngs,
     rng_state = {"model": nnx.to_pure_dict(nnx.state(model, nnx.RngState)),
                  "trainer": nnx.to_pure_dict(nnx.state(rngs))}
     return {
-        "model": nnx.to_pure_dict(nnx.state(model, nnx.Param)),
-        "batch_stats": nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.Any(nnx.Param,
-                                                                          nnx.RngState)))),
+        "model": nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.RngState))),
         "optimizer": nnx.to_pure_dict(nnx.state(optimizer)),
         "rngs": jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, rng_state),
         "step": int(step),
@@ -81,9 +79,7 @@ def load_checkpoint_tree(model: nnx.Module, optimizer: nnx.Optimizer, rngs: nnx.
             if _is_key(current) else data
 
     m_rng, t_rng = nnx.state(model, nnx.RngState), nnx.state(rngs)
-    nnx.update(model, _replace(nnx.state(model, nnx.Param), tree["model"]))
-    nnx.update(model, _replace(nnx.state(model, nnx.Not(nnx.Any(nnx.Param, nnx.RngState))),
-                               tree["batch_stats"]))
+    nnx.update(model, _replace(nnx.state(model, nnx.Not(nnx.RngState)), tree["model"]))
     nnx.update(model, _replace(m_rng, jax.tree.map(
         _wrap, nnx.to_pure_dict(m_rng), tree["rngs"]["model"])))
     nnx.update(rngs, _replace(t_rng, jax.tree.map(

@@ -4,7 +4,9 @@
     python -m experiments.bench_data --skip_corpus    # pipeline only
 
 "Per core" = clips / CPU seconds (this process + its children), so the number does not depend on
-how many cores the machine happened to have free. The pipeline is measured on 3-second clips
+how many cores the machine happened to have free. Corpus generation times `lipjax.synth.build` of
+a small synthetic_lips/en_video (speech synthesis, rendering, units, array_record writing). The
+pipeline is measured on 3-second clips
 (75 frames of 96x96 stored, random-cropped to 88x88, flipped, time-masked, tokenised, batched) from
 an array_record corpus of fixed-length clips written here; the reported figure is the median over
 the repeats. Prints a markdown table row with machine, command and date.
@@ -18,6 +20,7 @@ import os
 import platform
 import resource
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -88,39 +91,33 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def timed(fn) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of fn()."""
+def timed(fn):
+    """(fn(), wall seconds, CPU seconds)."""
     wall, cpu = time.perf_counter(), cpu_seconds()
-    fn()
-    return time.perf_counter() - wall, cpu_seconds() - cpu
-
-
-def _synthetic_builder():
-    from data_builders.synthetic_lips import synthetic_lips_dataset_builder as module
-
-    return module
+    result = fn()
+    return result, time.perf_counter() - wall, cpu_seconds() - cpu
 
 
 def bench_corpus(root: str, clips: int, repeats: int) -> list[float]:
-    """clips per CPU-second generating + writing synthetic_lips/en_video, per repeat.
+    """clips per CPU-second of `lipjax.synth.build` (generate + write synthetic_lips/en_video).
 
     The shared unit codebook is fitted once beforehand and copied into each repeat's data_dir:
     it is a one-off per corpus, not a per-clip cost. `clips` <= 15 keeps generation in-process
     (the generator uses one worker per 8 clips), so the CPU accounting is exact.
     """
-    import shutil
+    from data_builders.synthetic_lips import synthetic_lips_dataset_builder as synthetic_lips
+    from lipjax.synth import build
 
-    module = _synthetic_builder()
     warm = os.path.join(root, "corpus_warm")
-    module.shared_codebook(warm)  # also warms espeak-ng up
+    synthetic_lips.shared_codebook(warm)  # also warms espeak-ng up
     rates = []
     for r in range(repeats):
         data_dir = os.path.join(root, f"corpus{r}")
         shutil.copytree(os.path.join(warm, "units"), os.path.join(data_dir, "units"))
-        builder = module.Builder(config="en_video", data_dir=data_dir, seed=r,
-                                 sizes={"train": clips, "validation": 0, "test": 0})
-        _, cpu = timed(builder.download_and_prepare)
-        total = sum(split.num_examples for split in builder.info.splits.values())
+        sizes = {"train": clips, "validation": 0, "test": 0}
+        built, _, cpu = timed(lambda d=data_dir, s=sizes, r=r: build(["en"], ["video"], d,
+                                                                      sizes=s, seed=r))
+        total = sum(s.num_examples for b in built.values() for s in b.info.splits.values())
         rates.append(total / cpu)
     return rates
 
@@ -146,7 +143,7 @@ def bench_pipeline(root: str, clips: int, batch_size: int, repeats: int,
         next(loader)  # warm-up: threads, tokenizer, first reads
         # Worker processes' CPU time is only counted once they exit, hence close() inside the
         # timing (with workers this also charges their prefetched batches: a conservative rate).
-        _, cpu = timed(lambda ld=loader: ([next(ld) for _ in range(batches)], ld.close()))
+        _, _, cpu = timed(lambda ld=loader: ([next(ld) for _ in range(batches)], ld.close()))
         rates.append(batches * batch_size / cpu)
     return rates
 
@@ -163,6 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     root = args.workdir or tempfile.mkdtemp(prefix="lipjax_bench_data_")
+    try:
+        _run(args, root)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, root: str) -> None:
     pipe = bench_pipeline(root, args.pipeline_clips, args.batch_size, args.repeats,
                           args.num_workers)
     print(f"pipeline clips/s per core, runs: {', '.join(f'{r:.1f}' for r in pipe)}", flush=True)
@@ -176,8 +181,7 @@ def main(argv: list[str] | None = None) -> None:
             corpus_note = f"failed ({type(e).__name__}: {e})"
     machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, " \
               f"os.cpu_count()={os.cpu_count()}"
-    command = "python -m experiments.bench_data " + shlex.join(sys.argv[1:] if argv is None
-                                                                else argv)
+    command = "python -m experiments.bench_data " + shlex.join(sys.argv[1:])
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     if corpus:
         print(f"corpus clips/s per core, runs: {', '.join(f'{r:.2f}' for r in corpus)}")

@@ -71,6 +71,13 @@ def make_config(args: argparse.Namespace, variant: str):
         config.model.memory_layers = args.memory_layers
     if args.task != "units_pretrain":
         config.model.languages = ["en"]
+    for item in args.set:
+        key, value = item.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = config
+        for k in parents:
+            node = node[k]
+        node[leaf] = type(node[leaf])(value) if leaf in node else value
     return config
 
 
@@ -133,7 +140,8 @@ def bench_one(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     try:
         from lipjax.models import flops
 
-        per_frame = flops.flops_per_frame(config, tokens=TOKENS, frames=frames)
+        per_frame = flops.flops_per_frame(config, frames=frames, tokens=TOKENS,
+                                          batch=batch_size)
         row["TFLOP_s"] = per_frame * row["frames_s"] / 1e12
     except (ImportError, AttributeError, TypeError) as e:
         row["TFLOP_s_note"] = f"no flop count ({type(e).__name__})"
@@ -152,6 +160,8 @@ def main() -> None:
     p.add_argument("--no_memory", action=argparse.BooleanOptionalAction, default=True,
                    help="finetune without the memory read (auto_avsr architecture)")
     p.add_argument("--memory_layers", type=int, default=0, help="-1: the config's")
+    p.add_argument("--set", action="append", default=[],
+                   help="config override, e.g. --set model.frontend_width=8 --set data.crop=64")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--peak", action=argparse.BooleanOptionalAction, default=None,

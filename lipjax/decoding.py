@@ -161,6 +161,7 @@ def beam_search(decode_fn: DecodeFn, states: jax.Array, mask: jax.Array,
         if use_ctc:
             psi, r_new = _ctc_prefix(x, lens, r, last, cand)
             add = (1 - ctc_weight) * top_att + ctc_weight * (psi - psi_prev[..., None])
+            add = jnp.where(top_att <= NEG / 2, NEG, add)  # PAD / BOS stay forbidden
         else:
             psi, r_new = jnp.zeros_like(top_att), None
             add = top_att

@@ -22,7 +22,9 @@ _FORBIDDEN_OS = ("listdir", "walk", "makedirs", "mkdir", "remove", "rename", "st
 _FORBIDDEN_OS_PATH = ("exists", "isdir", "isfile", "getsize", "glob")
 
 
-def _forbid_os_and_open(module_name: str) -> list[Any]:
+def forbid_os_and_open(module_name: str) -> list[Any]:
+    """Started patchers making `os` file functions and `open` fail inside `module_name` (what
+    the TFDS harness does to builders); stop them when done."""
     err = AssertionError("Use etils.epath in builders, not `os` or `open`.")
     mock_path = mock.Mock(os.path, wraps=os.path)
     mock_path.sep = os.path.sep
@@ -60,7 +62,7 @@ def check_builder(builder_cls: type[tfds.core.GeneratorBasedBuilder],
     assert builder_cls.MANUAL_DOWNLOAD_INSTRUCTIONS, "manual corpora need download instructions"
     assert tfds.builder_cls(builder_cls.name) is builder_cls, "builder is not registered"
 
-    patchers = _forbid_os_and_open(builder_cls.__module__)
+    patchers = forbid_os_and_open(builder_cls.__module__)
     handler = _Collect()
     logging.getLogger("data_builders").addHandler(handler)
     logging.getLogger("data_builders").setLevel(logging.INFO)

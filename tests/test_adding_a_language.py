@@ -69,7 +69,7 @@ def export_clips(folder: str, sizes: dict[str, int]) -> None:
             index += 1
             try:
                 clip = make_clip(config, split, index, centroids=None).features
-            except ValueError:  # lipjax.synth.render.trajectory: np.arange rounding (reported)
+            except ValueError:  # render.trajectory's np.pad fails for some lengths: skip them
                 continue
             i, made = made, made + 1
             rel = f"{clip['speaker']}/{split}_{i:03d}.mp4"
@@ -111,27 +111,34 @@ def test_build_and_tokenizer(built):
     root, data = built
     assert (data / "tokenizers" / "nl.model").exists()
     assert (data / "units" / f"{NAME}_nl_audio_k100.npy").exists()
-    check = (
-            "import nl_corpus, tensorflow_datasets as tfds\n"
-            f"for config in ('nl_video', 'nl_audio'):\n"
-            f"    src = tfds.data_source('{NAME}/' + config, split='train', data_dir={str(data)!r})\n"
-            "    ex = src[0]\n"
-            "    assert len(src) == 16, len(src)\n"
-            "    assert ex['language'] == b'nl' and ex['text'].decode() == ex['text'].decode().lower()\n"
-            "    assert ' | ' in ex['phonemes'].decode() and len(ex['units']) > 0\n"
-            "    assert ('video' in ex) == (config == 'nl_video')\n"
-            "print('ok')\n")
+    check = f"""
+import nl_corpus, tensorflow_datasets as tfds
+for config in ("nl_video", "nl_audio"):
+    src = tfds.data_source("{NAME}/" + config, split="train", data_dir={str(data)!r})
+    ex = src[0]
+    assert len(src) == {SPLITS["train"]}, len(src)
+    text = ex["text"].decode()
+    assert ex["language"] == b"nl" and text == text.lower() and not text.endswith(".")
+    assert " | " in ex["phonemes"].decode() and len(ex["units"]) > 0
+    assert ("video" in ex) == (config == "nl_video")
+print("ok")
+"""
     assert "ok" in run(["-c", check], root)
 
 
 @pytest.mark.slow
 def test_lmdecoder_and_finetune(built):
-    """Steps 4-5: a few LMDecoder steps on the audio config, then lip-reader fine-tuning."""
+    """Steps 5-6: a few LMDecoder steps on nl_audio, then lip-reader fine-tuning on nl_video
+    reading the Dutch memory. Stage 1 is not part of this test: the visual encoder starts from
+    scratch (init.encoder emptied). Evaluation is off: it decodes with the tokenizer, and this
+    test is about the commands, not the numbers."""
     root, data = built
     runs = root / "runs"
     common = f"tiny,lang=nl,builder={NAME},data_dir={data},steps=2"
-    run(["-m", NAME, "train", f"--config=configs/lmdecoder.py:{common}",
+    no_eval = "--config.train.eval_every=1000"
+    run(["-m", NAME, "train", f"--config=configs/lmdecoder.py:{common}", no_eval,
          f"--workdir={runs / 'lmdecoder_nl'}"], root)
-    assert any((runs / "lmdecoder_nl").rglob("*")), "no checkpoint written"
-    run(["-m", NAME, "train", f"--config=configs/finetune.py:{common},init=scratch",
-         f"--workdir={runs / 'finetune_nl'}"], root)
+    assert list((runs / "lmdecoder_nl" / "checkpoints").glob("[0-9]*")), "no checkpoint"
+    run(["-m", NAME, "train", f"--config=configs/finetune.py:{common},init=memory,runs_dir={runs}",
+         no_eval, "--config.init.encoder=", f"--workdir={runs / 'finetune_nl'}"], root)
+    assert list((runs / "finetune_nl" / "checkpoints").glob("[0-9]*")), "no checkpoint"

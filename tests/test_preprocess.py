@@ -28,6 +28,7 @@ from lipjax.preprocess import (
     write_wav,
 )
 from lipjax.preprocess.__main__ import main as cli_main
+from lipjax.preprocess.__main__ import process
 from lipjax.preprocess.alignment import apply, fit_similarity
 from lipjax.preprocess.landmarks import fill_missing
 from lipjax.preprocess.media import resample_frames
@@ -189,14 +190,30 @@ def test_similarity_fit_recovers_transform():
 
 
 def test_cli_crops_a_folder(tmp_path, moving_face):
+    """mp4 crops of a folder on worker processes, its manifest carried over for my_corpus."""
     src, out = tmp_path / "in", tmp_path / "out"
     (src / "spk1").mkdir(parents=True)
     frames, _ = load_video(moving_face, fps=None)
-    write_video(str(src / "spk1" / "clip.mp4"), frames[:10], fps=SRC_FPS,
+    write_video(str(src / "spk1" / "clip.mov"), frames[:10], fps=SRC_FPS,
                 audio=np.zeros(5333, np.int16))
     (src / "spk1" / "broken.mkv").write_text("garbage")
-    assert cli_main([str(src), str(out), "--workers", "1"]) == 0
-    with np.load(out / "spk1" / "clip.npz") as npz:
-        assert npz["video"].shape == (8, 96, 96)
-        assert npz["audio"].dtype == np.int16
-    assert not (out / "spk1" / "broken.npz").exists()
+    write_wav(str(src / "spk1" / "speech.wav"), np.zeros(800, np.int16))
+    (src / "manifest.csv").write_text("path,transcript,speaker,split\n"
+                                      "spk1/clip.mov,\"Hi, you\",spk1,train\n"
+                                      "spk1/speech.wav,hello,spk1,train\n")
+    assert cli_main([str(src), str(out), "--workers", "1", "--format", "mp4"]) == 0
+    crops, fps = load_video(str(out / "spk1" / "clip.mp4"))
+    assert crops.shape == (8, 96, 96, 3) and fps == 25
+    assert len(load_audio(str(out / "spk1" / "clip.mp4"))) > 4000
+    assert not (out / "spk1" / "broken.mp4").exists()
+    assert (out / "manifest.csv").read_text().splitlines()[1:] == [
+            'spk1/clip.mp4,"Hi, you",spk1,train', "spk1/speech.wav,hello,spk1,train"]
+    assert (out / "spk1" / "speech.wav").exists()
+
+
+def test_npz_output(tmp_path, moving_face):
+    frames, _ = load_video(moving_face, fps=None)
+    write_video(str(tmp_path / "clip.mp4"), frames[:6], fps=SRC_FPS)
+    process(str(tmp_path / "clip.mp4"), str(tmp_path / "o" / "clip.npz"), "npz", "dlib68")
+    with np.load(tmp_path / "o" / "clip.npz") as npz:
+        assert npz["video"].shape == (5, 96, 96) and "audio" not in npz

@@ -1,4 +1,4 @@
-"""`python -m data_builders.<name> build|tokenizer|train ...` (see data_builders/my_corpus/cli.py)."""
+"""`python -m data_builders.<name> build|tokenizer|train ...`: data_builders/my_corpus/cli.py."""
 
 from data_builders.my_corpus import cli
 

@@ -2,8 +2,8 @@
 
     python -m data_builders.<name> build --manual_dir DIR [--data_dir out/data] [--config C]
     python -m data_builders.<name> tokenizer [--data_dir out/data] [--vocab_size 1000]
-    python -m data_builders.<name> train --config configs/lmdecoder.py:small,lang=xx,builder=<name> \
-        --workdir out/runs/lmdecoder_xx
+    python -m data_builders.<name> train \
+        --config configs/lmdecoder.py:small,lang=xx,builder=<name> --workdir out/runs/lmdecoder_xx
 
 Each runs in a process where the package has been imported, so its language is registered
 (`lipjax.languages.register`) before anything asks for it: the trainer builds the model, whose

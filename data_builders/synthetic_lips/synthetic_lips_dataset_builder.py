@@ -113,10 +113,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             yield clip.key, clip.features
 
 
+# Codebooks fitted in this process: the fit is deterministic, so another data_dir gets a copy.
+_FITTED: dict[str, np.ndarray] = {}
+
+
 def shared_codebook(data_dir) -> np.ndarray:
     """The corpus-wide unit codebook (K=100 centroids), fitted once per data_dir and cached."""
-    from lipjax.units import corpus_units
+    from lipjax.units import acoustic, corpus_units
 
+    path = corpus_units.codebook_path(data_dir, CODEBOOK_NAME)
+    existed = path.exists()
+    if not existed and CODEBOOK_NAME in _FITTED:
+        acoustic.save_codebook(path, _FITTED[CODEBOOK_NAME])
+        existed = True
     units = corpus_units.ensure_units(data_dir, CODEBOOK_NAME, UNITS_K,
                                       lambda: generate.codebook_sample(), seed=0)
+    if not existed:
+        _FITTED[CODEBOOK_NAME] = units.centroids
     return units.centroids

@@ -1,18 +1,25 @@
 """Crops the mouth out of every video under a folder, on all cores.
 
     python -m lipjax.preprocess IN_DIR OUT_DIR [--format npz|mp4] [--workers N]
+        [--plugin MODULE --landmarker NAME]
 
 Writes OUT_DIR/<same relative path>.npz (arrays `video` uint8 (T, 96, 96) and, when the source
 has sound, `audio` int16 16 kHz mono) or .mp4 (H.264 crops at 25 fps + AAC audio). Existing
 outputs are kept, so an interrupted run resumes. Clips that fail are listed per reason at the end.
+With --format mp4, a `manifest.csv` in IN_DIR (data_builders/my_corpus) is carried over with its
+video paths renamed to the crops and its other files (audio) copied, so OUT_DIR builds directly
+(with `video_is_roi`).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import csv
+import importlib
 import multiprocessing
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -53,6 +60,37 @@ def process(src: str, dst: str, fmt: str, landmarker: str) -> None:
     os.replace(tmp, dst)
 
 
+def carry_manifest(in_dir: str, out_dir: str, name: str = "manifest.csv") -> bool:
+    """Writes OUT_DIR/manifest.csv pointing at the .mp4 crops; copies the rows' non-video files."""
+    src = os.path.join(in_dir, name)
+    if not os.path.exists(src):
+        return False
+    with open(src, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    column = [c.strip() for c in rows[0]].index("path") if rows and "path" in rows[0] else None
+    if column is None:
+        return False
+    for row in rows[1:]:
+        if len(row) <= column or os.path.isabs(row[column]):
+            continue
+        rel = row[column]
+        if rel.lower().endswith(VIDEO_EXTENSIONS):
+            row[column] = os.path.splitext(rel)[0] + ".mp4"
+        elif os.path.exists(os.path.join(in_dir, rel)):
+            os.makedirs(os.path.dirname(os.path.join(out_dir, rel)) or ".", exist_ok=True)
+            shutil.copy2(os.path.join(in_dir, rel), os.path.join(out_dir, rel))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, name), "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    return True
+
+
+def _import_plugins(modules: Sequence[str]) -> None:
+    """Imports modules that call `register_landmarker` (in every worker process too)."""
+    for module in modules:
+        importlib.import_module(module)
+
+
 def _job(args: tuple[str, str, str, str]) -> tuple[str, str | None, str]:
     src = args[0]
     try:
@@ -71,8 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--format", choices=("npz", "mp4"), default="npz")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--landmarker", default="dlib68", help="name given to register_landmarker")
+    parser.add_argument("--plugin", action="append", default=[],
+                        help="module to import first, e.g. one registering a landmarker")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    _import_plugins(args.plugin)
 
     videos = find_videos(args.in_dir)
     if not videos:
@@ -84,12 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.overwrite or not os.path.exists(dst):
             jobs.append((os.path.join(args.in_dir, rel), dst, args.format, args.landmarker))
     failures: dict[str, list[str]] = collections.defaultdict(list)
-    with multiprocessing.get_context("spawn").Pool(max(1, args.workers)) as pool:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(max(1, args.workers), _import_plugins, (args.plugin,)) as pool:
         results = pool.imap_unordered(_job, jobs)
         for src, reason, message in tqdm.tqdm(results, total=len(jobs), unit="clip"):
             if reason is not None:
                 failures[reason].append(message or src)
     done = len(jobs) - sum(len(v) for v in failures.values())
+    if args.format == "mp4" and carry_manifest(args.in_dir, args.out_dir):
+        print(f"manifest.csv written to {args.out_dir} (paths renamed to the .mp4 crops)")
     print(f"{done} clips cropped, {len(videos) - len(jobs)} already there, into {args.out_dir}")
     for reason, messages in sorted(failures.items()):
         print(f"{len(messages)} skipped ({reason}), e.g.: " + "; ".join(messages[:3]))

@@ -11,6 +11,7 @@ worker processes of `lipjax.synth.build` therefore each own one synthesizer.
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import ctypes.util
 import dataclasses
@@ -101,11 +102,32 @@ class _Engine:
     """One process's libespeak-ng, driven synchronously through the synth callback."""
 
     def __init__(self) -> None:
-        path = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+        self.path = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+        self._libc = ctypes.CDLL(None)
+        self._chunks: list[np.ndarray] = []
+        self._events: list[tuple[str, int]] = []
+        self._callback = _CALLBACK(self._on_synth)  # keep a reference: C holds the pointer
+        self.lock = threading.Lock()
+        self.lib: ctypes.CDLL | None = None
+        self._load()
+        self.identifiers = self._voice_identifiers()
+
+    def _load(self) -> None:
+        """(Re)loads libespeak-ng from scratch.
+
+        The synthesizer carries state from one utterance to the next (static variables of the
+        wave generator, libc `rand()`), so the same text would sound slightly different depending
+        on what was said before. Unloading the library and reseeding `rand()` before each
+        utterance makes a clip's audio a function of the clip alone (costs ~3 ms).
+        """
+        if self.lib is not None:
+            self.lib.espeak_Terminate()
+            _ctypes.dlclose(self.lib._handle)
         try:
-            self.lib = ctypes.CDLL(path)
+            self.lib = ctypes.CDLL(self.path)
         except OSError as e:
-            raise OSError(f"libespeak-ng not found (tried {path!r}); install espeak-ng.") from e
+            raise OSError(f"libespeak-ng not found (tried {self.path!r}); install espeak-ng."
+                          ) from e
         self.lib.espeak_Initialize.restype = ctypes.c_int
         self.lib.espeak_Synth.argtypes = [
                 ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
@@ -115,12 +137,8 @@ class _Engine:
         self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 200, None, options)
         if self.rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed (returned {self.rate}).")
-        self._chunks: list[np.ndarray] = []
-        self._events: list[tuple[str, int]] = []
-        self._callback = _CALLBACK(self._on_synth)  # keep a reference: C holds the pointer
         self.lib.espeak_SetSynthCallback(self._callback)
-        self.lock = threading.Lock()
-        self.identifiers = self._voice_identifiers()
+        self._libc.srand(1)
 
     def _voice_identifiers(self) -> dict[str, str]:
         """Language tag (e.g. "fr-fr") -> voice file identifier (e.g. "roa/fr")."""
@@ -153,6 +171,7 @@ class _Engine:
 
     def synth(self, text: str, voice: Voice) -> tuple[np.ndarray, list[tuple[str, int]]]:
         with self.lock:
+            self._load()
             name = self.identifiers.get(voice.espeak_voice, voice.espeak_voice)
             name += (f"+{voice.variant}" if voice.variant else "")
             if self.lib.espeak_SetVoiceByName(name.encode()) != 0:

@@ -29,6 +29,10 @@ from lipjax import languages, losses
 from lipjax.models import factory
 from lipjax.models.decoder import EOS, PAD, shift_targets
 
+# What a checkpoint must hold for a copied sub-tree: parameters and BatchNorm statistics (not
+# dropout RNG state).
+WEIGHTS = (nnx.Param, nnx.BatchStat)
+
 
 @dataclasses.dataclass(frozen=True)
 class HParams:
@@ -143,7 +147,7 @@ def load_subtrees(model: nnx.Module, path: str,
     from lipjax.train.checkpoint import restore_params
 
     restored = restore_params(str(path))
-    state = nnx.state(model)
+    state = nnx.state(model, WEIGHTS)
     pure = state.to_pure_dict()
     copied = 0
     for src, dst in pairs:

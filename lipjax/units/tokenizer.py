@@ -18,6 +18,8 @@ from etils import epath
 
 from lipjax import languages
 
+log = logging.getLogger(__name__)
+
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 DEFAULT_VOCAB_SIZE = 1000
 
@@ -67,7 +69,7 @@ def train_tokenizer(texts: Iterable[str], model_path: str | os.PathLike[str],
                              f"vocab_size={size} on {len(texts)} sentences: {e}") from e
     processor = spm.SentencePieceProcessor(model_proto=proto)
     if processor.get_piece_size() < vocab_size:
-        logging.warning("Tokenizer %s: the text (%d sentences) supports only %d pieces; "
+        log.warning("Tokenizer %s: the text (%d sentences) supports only %d pieces; "
                         "requested %d.", model_path, len(texts), processor.get_piece_size(),
                         vocab_size)
     path = epath.Path(model_path)
@@ -103,6 +105,6 @@ def ensure_tokenizer(lang: str, data_dir: str | os.PathLike[str], builder: str =
     config = config or f"{lang}_audio"
     ds = source.open_source(builder, config, "train", data_dir)
     texts = [source.as_str(ds[i]["text"]) for i in range(len(ds))]
-    logging.info("Training tokenizer %s on %d sentences of %s/%s.", path, len(texts), builder,
+    log.info("Training tokenizer %s on %d sentences of %s/%s.", path, len(texts), builder,
                  config)
     return train_tokenizer(texts, path, vocab_size)

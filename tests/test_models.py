@@ -1,0 +1,115 @@
+"""Model invariants: padding never changes outputs at valid frames; remat changes nothing."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from lipjax.models import factory
+from lipjax.models.attention import rel_shift
+from lipjax.models.decoder import shift_targets
+
+T_VALID, T_PAD, HW = 6, 9, 24
+
+
+def _config(**model):
+    model = factory.model_config("tiny", unit_vocab=12, text_vocab=20, languages=("es",),
+                                 dropout=0.0, **model)
+    return ml_collections.ConfigDict({"model": model, "train": {"dtype": "float32"}})
+
+
+def _clip(seed=0):
+    rng = np.random.default_rng(seed)
+    valid = rng.normal(size=(1, T_VALID, HW, HW)).astype(np.float32)
+    junk = 50.0 * rng.normal(size=(1, T_PAD - T_VALID, HW, HW)).astype(np.float32)
+    padded = np.concatenate([valid, junk], axis=1)
+    return (jnp.asarray(valid), jnp.ones((1, T_VALID), bool), jnp.asarray(padded),
+            jnp.asarray(np.arange(T_PAD)[None] < T_VALID))
+
+
+def test_rel_shift_is_the_relative_position_gather():
+    t = 5
+    x = np.arange(t * (2 * t - 1), dtype=np.float32).reshape(t, 2 * t - 1)
+    want = [[x[i, t - 1 - i + j] for j in range(t)] for i in range(t)]
+    np.testing.assert_array_equal(rel_shift(jnp.asarray(x)), want)
+
+
+@pytest.mark.parametrize("norm,train", [("batch", True), ("batch", False), ("group", True)])
+def test_padding_never_changes_visual_outputs(norm, train):
+    """frontend + conformer + unit head + LID head, BatchNorm in train mode (masked
+    statistics) and eval mode (running averages), and per-frame GroupNorm."""
+    model = factory.visual_unit_model(_config(norm=norm), nnx.Rngs(0))
+    model.train() if train else model.eval()
+    v, m, vp, mp = _clip()
+    a, b = nnx.jit(lambda mdl, x, k: mdl(x, k))(model, v, m), None
+    b = nnx.jit(lambda mdl, x, k: mdl(x, k))(model, vp, mp)
+    for key in ("states", "unit_logits"):
+        np.testing.assert_allclose(a[key][:, :T_VALID], b[key][:, :T_VALID], atol=2e-4,
+                                   rtol=2e-4, err_msg=key)
+    np.testing.assert_allclose(a["lid_logits"], b["lid_logits"], atol=2e-4, rtol=2e-4)
+
+
+def test_padding_never_changes_lipreader_text_outputs():
+    """Memory read + memory encoder + CTC head + decoder (padded frames and padded tokens)."""
+    model = factory.lipreader(_config(), nnx.Rngs(1))
+    model.eval()
+    v, m, vp, mp = _clip(1)
+    lang = jnp.array([1])  # "es"
+    tokens = jnp.array([[5, 6, 7, 0, 0]])
+    inputs, _, _ = shift_targets(tokens, tokens > 0)
+
+    @nnx.jit
+    def run(mdl, x, k, toks):
+        states = mdl.encode(x, k, lang)
+        return states, mdl.ctc_logits(states, lang), mdl.decode(toks, states, k, lang)
+
+    sa, ca, da = run(model, v, m, inputs[:, :4])
+    sb, cb, db = run(model, vp, mp, inputs.at[:, 4:].set(9))
+    np.testing.assert_allclose(sa, sb[:, :T_VALID], atol=2e-4, rtol=2e-4)
+    np.testing.assert_allclose(ca, cb[:, :T_VALID], atol=2e-4, rtol=2e-4)
+    np.testing.assert_allclose(da, db[:, :4], atol=2e-4, rtol=2e-4)
+
+
+def test_remat_and_bfloat16_switches():
+    """Remat recomputes the same function (same loss and gradients); bf16 compute keeps
+    float32 parameters and stays close."""
+    from lipjax.tasks import finetune
+
+    v, m, _, _ = _clip(2)
+    batch = {"video": v, "video_mask": m, "language": jnp.array([1]),
+             "tokens": jnp.array([[5, 6, 7]]), "token_mask": jnp.ones((1, 3), bool)}
+
+    def loss_and_grad(config):
+        model = finetune.create_model(config, nnx.Rngs(3))
+        model.train()
+        grad_fn = nnx.value_and_grad(lambda mdl: finetune.loss_fn(mdl, batch, None)[0])
+        loss, grads = nnx.jit(grad_fn)(model)
+        leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
+        assert all(x.dtype == jnp.float32 for x in leaves)
+        return float(loss), jax.tree.leaves(grads)
+
+    base = _config()
+    loss, grads = loss_and_grad(base)
+    remat = ml_collections.ConfigDict(base.to_dict())
+    remat.train.remat = True
+    loss_r, grads_r = loss_and_grad(remat)
+    assert np.isclose(loss, loss_r, rtol=1e-5)
+    for g, gr in zip(grads, grads_r, strict=True):
+        np.testing.assert_allclose(g, gr, atol=1e-5, rtol=1e-4)
+    bf16 = ml_collections.ConfigDict(base.to_dict())
+    bf16.train.dtype = "bfloat16"
+    loss_b, _ = loss_and_grad(bf16)
+    assert np.isfinite(loss_b) and abs(loss_b - loss) < 0.1 * abs(loss)
+
+
+def test_base_size_is_auto_avsr():
+    """Parameter count of the auto_avsr architecture (no memory, no memory encoder, vocab 5049)
+    without allocating it: ≈ 250.4 M as reported for auto_avsr's VSR model."""
+    config = _config()
+    config.model = factory.model_config("base", use_memory=False, memory_layers=0,
+                                        text_vocab=5049, unit_vocab=12, languages=("en",))
+    shapes = nnx.eval_shape(lambda: factory.lipreader(config, nnx.Rngs(0)))
+    n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(shapes, nnx.Param)))
+    assert abs(n / 1e6 - 250.4) < 3.0, n

@@ -1,0 +1,108 @@
+"""The three tasks on a random batch shaped like the input pipeline's, end to end: loss and
+gradients, greedy eval_step, host metrics with a real SentencePiece model, and loading stage-1
+and stage-2 weights from real Orbax checkpoints in the trainer's layout."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from flax import nnx
+
+from lipjax import languages
+from lipjax.models import factory
+from lipjax.tasks import get_task
+from lipjax.tasks.common import WEIGHTS
+from lipjax.units.tokenizer import train_tokenizer
+
+B, T, HW, P, U, L = 2, 10, 24, 6, 7, 5
+UNITS, VOCAB = 12, 64
+TEXTS = ["hola mundo", "buenos dias amigo", "la casa es grande", "el perro come pan",
+         "una mesa roja", "me gusta leer libros"] * 4
+
+
+def _config(task, tmp_path, **model):
+    model = factory.model_config("tiny", unit_vocab=UNITS, text_vocab=VOCAB,
+                                 languages=("es",), **model)
+    return ml_collections.ConfigDict({
+        "task": task, "model": model, "train": {"dtype": "float32", "remat": False},
+        "data": {"data_dir": str(tmp_path)}, "init": {}})
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    mask = lambda n, lens: np.arange(n)[None] < np.array(lens)[:, None]
+    vm = mask(T, [T, T - 3])
+    return {
+        "video": rng.normal(size=(B, T, HW, HW)).astype(np.float32), "video_mask": vm,
+        "units": rng.integers(0, UNITS, (B, T)).astype(np.int32), "frame_mask": vm,
+        "dedup_units": rng.integers(0, UNITS, (B, U)).astype(np.int32),
+        "dedup_units_mask": mask(U, [U, 4]),
+        "phoneme_ids": rng.integers(1, UNITS, (B, P)).astype(np.int32),
+        "phoneme_mask": mask(P, [P, 3]),
+        "tokens": rng.integers(4, 30, (B, L)).astype(np.int32), "token_mask": mask(L, [L, 2]),
+        "language": np.full((B,), languages.index("es"), np.int32),
+        "id": np.array(["a", "b"], object), "text": np.array(TEXTS[:B], object),
+    }
+
+
+def _device(batch):
+    return {k: jnp.asarray(v) for k, v in batch.items() if v.dtype != object}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    sp = train_tokenizer(TEXTS, languages.get("es").tokenizer_path(d), vocab_size=40)
+    assert sp.get_piece_size() <= VOCAB
+    return d
+
+
+def _run(task_name, config):
+    task = get_task(task_name)
+    model = task.create_model(config, nnx.Rngs(0))
+    model.train()
+    host = _batch()
+    batch = _device(host)
+    grad_fn = nnx.value_and_grad(lambda m: task.loss_fn(m, batch, nnx.Rngs(1)), has_aux=True)
+    (loss, metrics), grads = nnx.jit(grad_fn)(model)
+    assert np.isfinite(float(loss)) and set(metrics) >= {"loss"}
+    assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+    model.eval()
+    out = jax.tree.map(np.asarray, nnx.jit(task.eval_step)(model, batch))
+    return model, task.eval_metrics([out], [host], config)
+
+
+@pytest.mark.parametrize("unit_type", ["phoneme", "acoustic"])
+def test_units_pretrain(unit_type, tmp_path):
+    _, result = _run("units_pretrain", _config("units_pretrain", tmp_path, unit_type=unit_type))
+    assert 0.0 <= result["lid_accuracy"] <= 1.0 and result["per"] >= 0.0
+
+
+def test_lmdecoder_and_finetune_load_stages(data_dir, tmp_path):
+    stage1, _ = _run("units_pretrain", _config("units_pretrain", data_dir))
+    stage2, result = _run("lmdecoder", _config("lmdecoder", data_dir, unit_type="acoustic"))
+    assert {"wer", "cer", "wer_ctc"} <= set(result) and result["wer"] >= 0.0
+    for name, model in (("s1", stage1), ("s2", stage2)):
+        with ocp.CheckpointManager(tmp_path / name / "checkpoints") as mngr:
+            state = {"model": nnx.state(model, WEIGHTS).to_pure_dict(), "step": 3}
+            mngr.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
+            mngr.wait_until_finished()
+
+    config = _config("finetune", data_dir, unit_type="acoustic")
+    config.init = {"encoder": str(tmp_path / "s1"), "lmdecoder": str(tmp_path / "s2")}
+    finetune = get_task("finetune")
+    model = finetune.create_model(config, nnx.Rngs(7))
+    finetune.load_pretrained(model, config)
+    got = nnx.state(model, WEIGHTS).to_pure_dict()
+    want1 = nnx.state(stage1, WEIGHTS).to_pure_dict()
+    want2 = nnx.state(stage2, WEIGHTS).to_pure_dict()
+    for a, b in ((got["encoder"], want1["encoder"]), (got["frontend"], want1["frontend"]),
+                 (got["decoders"], want2["decoders"])):
+        jax.tree.map(np.testing.assert_array_equal, a, b)
+
+    _, result = _run("finetune", config)
+    assert {"wer", "cer"} <= set(result)
+    _, result = _run("finetune", _config("finetune", data_dir, use_memory=False))
+    assert result["wer"] >= 0.0

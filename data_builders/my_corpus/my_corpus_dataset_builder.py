@@ -95,13 +95,13 @@ class Builder(mc.ManualCorpusBuilder):
 
     def __init__(self, *, config: str | MyCorpusConfig | None = None,
                  language: str | None = None, with_video: bool = True,
-                 manifest: str = "manifest.csv", units_k: int = 0, units_codebook: str = "",
-                 **kwargs: Any) -> None:
+                 manifest: str = "manifest.csv", video_is_roi: bool = False, units_k: int = 0,
+                 units_codebook: str = "", **kwargs: Any) -> None:
         if config is None and language is not None:
             config = MyCorpusConfig(
                     name=config_name(language, with_video), language=language,
-                    with_video=with_video, manifest=manifest, units_k=units_k,
-                    units_codebook=units_codebook,
+                    with_video=with_video, manifest=manifest, video_is_roi=video_is_roi,
+                    units_k=units_k, units_codebook=units_codebook,
                     description=f"Own {language} clips listed in {manifest}.")
         if config is None and not self.BUILDER_CONFIGS:
             raise ValueError(f"{type(self).__name__} needs config=MyCorpusConfig(...) or "

@@ -64,11 +64,13 @@ class Frontend(nnx.Module):
     def __call__(self, video: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """video: (B, T, H, W) float; mask: (B, T) bool → (B, T, 8·width), zeros at padding."""
         b, t = video.shape[:2]
+        if mask is None:
+            mask = jnp.ones((b, t), bool)
         x = masked_fill_zero(video, mask)[..., None].astype(self.stem.dtype or jnp.float32)
         x = nnx.swish(self.stem_norm(self.stem(x), mask))
         x = nnx.max_pool(x, (1, 3, 3), (1, 2, 2), padding=((0, 0), (1, 1), (1, 1)))
         x = x.reshape(b * t, *x.shape[2:])
-        fmask = None if mask is None else mask.reshape(b * t)
+        fmask = mask.reshape(b * t)
         for block in self.blocks:
             if self.remat:
                 x = nnx.remat(lambda blk, h, m: blk(h, m))(block, x, fmask)

@@ -58,11 +58,14 @@ class MaskedNorm(nnx.Module):
             full = jnp.broadcast_to(mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)),
                                     x.shape)
             return self.norm(x, mask=full)
-        if self.kind == "group" and x.ndim == 3:
-            # (B, T, C): GroupNorm would pool over time; per-frame statistics need LayerNorm
-            # semantics, which GroupNorm gives on a (B*T, 1, C) view.
-            b, t, c = x.shape
-            return self.norm(x.reshape(b * t, 1, c)).reshape(b, t, c)
+        if self.kind == "group":
+            # GroupNorm pools over every axis after the first: make each frame a sample, so
+            # (B, T, H, W, C) → (B·T, H, W, C) and (B, T, C) → (B·T, 1, C).
+            lead = 1 if mask is None else mask.ndim
+            frames = x.reshape((-1,) + x.shape[lead:])
+            if frames.ndim == 2:
+                frames = frames[:, None]
+            return self.norm(frames).reshape(x.shape)
         return self.norm(x)
 
 

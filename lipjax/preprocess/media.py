@@ -8,6 +8,7 @@ rule as FFmpeg's `fps` filter).
 
 from __future__ import annotations
 
+import fractions
 import os
 from collections.abc import Iterable, Iterator
 
@@ -139,7 +140,8 @@ def write_video(
     if height % 2 or width % 2:
         raise ValueError(f"{path}: H.264 needs even frame sizes, got {width}x{height}")
     with av.open(os.fspath(path), "w") as container:
-        vstream = container.add_stream("libx264", rate=round(fps) if fps == round(fps) else fps)
+        rate = fractions.Fraction(fps).limit_denominator(1001)  # 29.97 -> 30000/1001
+        vstream = container.add_stream("libx264", rate=rate)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
         vstream.options = {"crf": str(crf)}
         astream = None

@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from lipjax.data.features import FPS, ROI_SIZE
 from lipjax.preprocess import alignment
+from lipjax.preprocess.errors import UndecodableError
 from lipjax.preprocess.landmarks import Landmarker, detect, fill_missing, get_landmarker
 from lipjax.preprocess.media import iter_video
 
@@ -103,6 +104,8 @@ def extract_mouth(
         return video if isinstance(video, np.ndarray) else iter_video(video, fps)
 
     raw, found = detect(frames(), landmarker)
+    if not len(found):
+        raise UndecodableError(name, "contains no video frame")
     landmarks = alignment.smooth(fill_missing(raw, found, name), smooth_window)
     geometry = crop_geometry(landmarks, size, face_scale)
     crops = np.stack([warp_crop(f, m, size) for f, m in zip(frames(), geometry, strict=True)])

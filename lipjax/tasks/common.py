@@ -91,8 +91,11 @@ def _tokenizer(lang: str, data_dir: str):
 
 
 def ids_to_text(ids: np.ndarray, length: int, lang: str, data_dir: str) -> str:
-    ids = [int(i) for i in np.asarray(ids)[:length] if int(i) > EOS]
-    return languages.get(lang).normalize(_tokenizer(lang, data_dir).decode(ids))
+    sp = _tokenizer(lang, data_dir)
+    # The model's vocabulary (config model.text_vocab) may exceed a tokenizer whose vocabulary
+    # shrank on a small corpus: ids it does not know are dropped.
+    ids = [int(i) for i in np.asarray(ids)[:length] if EOS < int(i) < sp.get_piece_size()]
+    return languages.get(lang).normalize(sp.decode(ids))
 
 
 def texts(outputs: list[dict[str, np.ndarray]], batches: list[dict], config: Any,

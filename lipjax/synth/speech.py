@@ -12,11 +12,15 @@ worker processes of `lipjax.synth.build` therefore each own one synthesizer.
 from __future__ import annotations
 
 import _ctypes
+import atexit
 import ctypes
 import ctypes.util
 import dataclasses
 import functools
 import math
+import os
+import shutil
+import tempfile
 import threading
 
 import numpy as np
@@ -102,7 +106,7 @@ class _Engine:
     """One process's libespeak-ng, driven synchronously through the synth callback."""
 
     def __init__(self) -> None:
-        self.path = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+        self.path = _private_copy()
         self._libc = ctypes.CDLL(None)
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[str, int]] = []
@@ -187,6 +191,28 @@ class _Engine:
                 raise RuntimeError(f"espeak_Synth failed with code {err} for {text!r}.")
             audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
             return audio.astype(np.int16), list(self._events)
+
+
+def _private_copy() -> str:
+    """A copy of libespeak-ng that only this engine loads, by absolute path.
+
+    Loading by name would hand back any instance already in the process with the same soname
+    (phonemizer loads its own copy), and unloading/terminating that one deadlocks it. A private
+    file is a private instance, so it can be unloaded and reloaded freely.
+    """
+    import dlinfo  # installed with phonemizer
+
+    name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+    try:
+        source = dlinfo.DLInfo(ctypes.CDLL(name)).path
+    except OSError as e:
+        raise OSError(f"libespeak-ng not found (tried {name!r}); install espeak-ng "
+                      "(sudo apt-get install -y espeak-ng).") from e
+    folder = tempfile.mkdtemp(prefix="lipjax-espeak-")
+    atexit.register(shutil.rmtree, folder, True)
+    target = os.path.join(folder, "libespeak-ng-lipjax.so")
+    shutil.copyfile(source, target)
+    return target
 
 
 _ENGINE: _Engine | None = None

@@ -60,6 +60,14 @@ class MemoryRead(nnx.Module):
         read = self.attn(states, mem)
         return self.norm(states + read) if self.residual else read
 
+    def weights(self, states: jax.Array, memory: jax.Array) -> jax.Array:
+        """(B, heads, T, K) attention of each frame over the K memory slots (for plots)."""
+        attn = self.attn
+        q = attn._split(attn.query(states)).astype(jnp.float32)
+        k = attn._split(attn.key(memory.astype(states.dtype))).astype(jnp.float32)
+        scores = jnp.einsum("bthd,khd->bhtk", q, k) * attn.head_dim ** -0.5
+        return jax.nn.softmax(scores, axis=-1)
+
 
 class LipReader(nnx.Module):
     def __init__(self, frontend: Frontend, encoder: Encoder, decoders: LanguageDecoders,
@@ -77,6 +85,14 @@ class LipReader(nnx.Module):
             pos = None if len(codes) == 1 else language_positions(language, codes)
             states = select(reads, pos)
         return self.decoders.encode(states, mask, language)
+
+    def memory_attention(self, video: jax.Array, mask: jax.Array, code: str) -> jax.Array:
+        """(B, heads, T, K): how each frame reads language `code`'s memory."""
+        if self.memory_read is None:
+            raise ValueError("memory_attention: this lip reader has no memory "
+                             "(config model.use_memory=False)")
+        states = self.encoder(self.frontend(video, mask), mask)
+        return self.memory_read.weights(states, self.decoders.lmdecoders[code].memory())
 
     def ctc_logits(self, states: jax.Array, language: jax.Array) -> jax.Array:
         return self.decoders.ctc_logits(states, language)

@@ -218,6 +218,17 @@ def _private_copy() -> str:
 _ENGINE: _Engine | None = None
 
 
+def _forget_engine_after_fork() -> None:
+    """A forked child must not terminate its parent's engine: the library's worker threads
+    did not survive the fork and its shutdown would wait on them forever. The child starts a
+    fresh engine (its own private copy) on first use instead."""
+    global _ENGINE
+    _ENGINE = None
+
+
+os.register_at_fork(after_in_child=_forget_engine_after_fork)
+
+
 def _engine() -> _Engine:
     global _ENGINE
     if _ENGINE is None:

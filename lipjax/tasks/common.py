@@ -98,6 +98,12 @@ def ids_to_text(ids: np.ndarray, length: int, lang: str, data_dir: str) -> str:
     return languages.get(lang).normalize(sp.decode(ids))
 
 
+def valid_rows(batch: dict) -> np.ndarray:
+    """(B,) bool: the rows that are real clips (an evaluation pass pads its last batch)."""
+    n = len(np.asarray(batch["language"]))
+    return np.asarray(batch["valid"], bool) if "valid" in batch else np.ones(n, bool)
+
+
 def texts(outputs: list[dict[str, np.ndarray]], batches: list[dict], config: Any,
           key: str = "tokens") -> tuple[list[str], list[str]]:
     """(references, hypotheses) for every valid example of the evaluated batches."""
@@ -105,6 +111,8 @@ def texts(outputs: list[dict[str, np.ndarray]], batches: list[dict], config: Any
     refs, hyps = [], []
     for out, batch in zip(outputs, batches, strict=True):
         for i, text in enumerate(np.asarray(batch["text"])):
+            if not valid_rows(batch)[i]:
+                continue
             lang = codes[int(np.asarray(batch["language"])[i])]
             refs.append(languages.get(lang).normalize(str(text)))
             hyps.append(ids_to_text(out[key][i], int(out[f"{key}_len"][i]), lang,
@@ -166,3 +174,19 @@ def load_subtrees(model: nnx.Module, path: str,
     nnx.replace_by_pure_dict(state, pure)
     nnx.update(model, state)
     return copied
+
+
+def load_model(config: ml_collections.ConfigDict, path: str, step: int | None = None
+               ) -> nnx.Module:
+    """`config.task`'s model with every weight read from a checkpoint, in eval mode (for
+    evaluation, export and analysis). `path` as in `load_subtrees`; latest step by default."""
+    from lipjax.tasks import get_task
+    from lipjax.train.checkpoint import restore_params
+
+    model = get_task(config.task).create_model(config, nnx.Rngs(int(config.get("seed", 0))))
+    state = nnx.state(model, WEIGHTS)
+    pure = _merge(state.to_pure_dict(), restore_params(str(path), step), f"{path}: model")
+    nnx.replace_by_pure_dict(state, pure)
+    nnx.update(model, state)
+    model.eval()
+    return model

@@ -17,7 +17,7 @@ from flax import nnx
 from lipjax import decoding, losses, metrics
 from lipjax.models import factory
 from lipjax.models.lipreader import VisualUnitModel
-from lipjax.tasks.common import hparams
+from lipjax.tasks.common import hparams, valid_rows
 
 WORD_BOUNDARY = 1  # phoneme id of "|": not counted in the phone error rate
 
@@ -85,8 +85,11 @@ def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
     unit_type = factory.get(config, "unit_type")
     refs, hyps, labels, preds = [], [], [], []
     for out, batch in zip(outputs, batches, strict=True):
-        for ref, row, n in zip(_refs(batch, unit_type), np.asarray(out["units"]),
-                               np.asarray(out["units_len"]), strict=True):
+        valid = valid_rows(batch)
+        for ref, row, n, ok in zip(_refs(batch, unit_type), np.asarray(out["units"]),
+                                   np.asarray(out["units_len"]), valid, strict=True):
+            if not ok:
+                continue
             hyp = [int(u) for u in row[:n]]
             if unit_type != "acoustic":
                 ref = [u for u in ref if u != WORD_BOUNDARY]
@@ -94,8 +97,8 @@ def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
             refs.append(ref)
             hyps.append(hyp)
         if "lid" in out:
-            labels.append(np.asarray(batch["language"]))
-            preds.append(np.asarray(out["lid"]))
+            labels.append(np.asarray(batch["language"])[valid])
+            preds.append(np.asarray(out["lid"])[valid])
     result = {"per": metrics.error_rate(refs, hyps)}
     if labels:
         result["lid_accuracy"] = metrics.lid_accuracy(np.concatenate(labels),

@@ -111,7 +111,7 @@ def built(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path, int]:
 def test_build_and_tokenizer(built):
     root, data, _ = built
     assert (data / "tokenizers" / "nl.model").exists()
-    assert (data / "units" / f"{NAME}_nl_audio_k100.npy").exists()
+    assert (data / "units" / f"{NAME}_nl_k100.npy").exists()
     check = f"""
 import nl_corpus, tensorflow_datasets as tfds
 for config in ("nl_video", "nl_audio"):

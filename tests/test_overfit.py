@@ -4,13 +4,10 @@ Each of N distinct random clips is mapped to its own short token sequence; after
 greedy decoding must reproduce every sequence exactly (WER 0 on the token "words").
 """
 
-import time
-
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import pytest
 from flax import nnx
 
 from lipjax import metrics
@@ -52,12 +49,5 @@ def _overfit(clips: int, steps: int, frames: int = 8, hw: int = 24) -> float:
     return metrics.wer(refs, hyps)
 
 
-def test_tiny_lipreader_memorises_four_clips():
-    assert _overfit(clips=4, steps=300) == 0.0
-
-
-@pytest.mark.slow
-def test_tiny_lipreader_memorises_eight_clips_fast():
-    start = time.time()
-    assert _overfit(clips=8, steps=300) == 0.0
-    assert time.time() - start < 90
+def test_tiny_lipreader_memorises_eight_clips():
+    assert _overfit(clips=8, steps=200) == 0.0

@@ -134,26 +134,9 @@ class Builder(mc.ManualCorpusBuilder):
             raise mc.LayoutError(f"{root}: the manifest lists no clips.")
         return splits
 
-    def _corpus_units(self, splits: dict[str, list[mc.Clip]]) -> corpus_units.CorpusUnits | None:
-        """With `units_k`, one codebook per corpus language (`<builder>_<lang>_k<K>`) shared by
-        its video and audio configs: the lip reader (video) and the LMDecoder (audio) must
-        agree on unit ids. Whichever config is built first fits it on its train audio."""
+    def codebook_name(self) -> str:
+        """One codebook per corpus language (`<builder>_<lang>_k<K>`) shared by its video and
+        audio configs: the lip reader (video) and the LMDecoder (audio) must agree on unit ids.
+        Whichever config is built first fits it on its train audio."""
         config = self.builder_config
-        if not config.units_k or config.units_codebook:
-            return super()._corpus_units(splits)
-        clips = corpus_units.sample(splits.get("train") or [], config.units_sample,
-                                    config.units_seed)
-        if not clips:
-            raise mc.LayoutError(f"units_k={config.units_k} needs train clips in the manifest "
-                                 "to fit the codebook; found none.")
-
-        def sample_audio():
-            for clip in clips:
-                try:
-                    yield self._audio(clip)
-                except mc.BadItem:
-                    continue
-
-        name = corpus_units.codebook_name(self.name, config.language, config.units_k)
-        return corpus_units.ensure_units(self.data_dir_root, name, config.units_k, sample_audio,
-                                         seed=config.units_seed)
+        return corpus_units.codebook_name(self.name, config.language, config.units_k)

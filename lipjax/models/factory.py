@@ -8,7 +8,7 @@ Keys read (defaults in `SIZES` / `DEFAULTS`): model.frontend_width, norm ("batch
 encoder ("conformer" | "transformer"), dim, heads, layers, ffn, kernel, dropout, unit_type
 ("phoneme" | "acoustic"), unit_vocab (0 = phoneme inventory size for phonemes, 100 for acoustic
 units), num_languages (0 = all registered), lid_weight, languages (LMDecoder languages),
-text_vocab, memory_layers, decoder_layers, use_memory, memory_heads, memory_residual,
+text_vocab, memory_layers, decoder_layers, use_memory, memory_heads (0 = heads), memory_residual,
 ctc_weight, label_smoothing; train.dtype ("float32" | "bfloat16"), train.remat.
 """
 
@@ -39,7 +39,7 @@ SIZES: dict[str, dict[str, Any]] = {
 DEFAULTS: dict[str, Any] = dict(
     norm="batch", encoder="conformer", dropout=0.1, unit_type="phoneme", unit_vocab=0,
     num_languages=0, lid_weight=0.1, languages=("en",), text_vocab=1000, use_memory=True,
-    memory_heads=1, memory_residual=True, ctc_weight=0.1, label_smoothing=0.1,
+    memory_heads=0, memory_residual=True, ctc_weight=0.1, label_smoothing=0.1,
     beam_size=10, decode_ctc_weight=0.3, length_penalty=0.0, max_decode_len=0,
 )
 
@@ -136,7 +136,10 @@ def lipreader(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LipReader:
     enc = visual_encoder(config, fe.out_dim, rngs)
     read = None
     if get(config, "use_memory"):
-        read = MemoryRead(get(config, "dim"), get(config, "memory_heads"),
+        # One head over the memory lets a tiny model collapse (every clip reads the same
+        # mixture; tests/test_overfit.py); 0 = as many heads as the encoder.
+        heads = get(config, "memory_heads") or get(config, "heads")
+        read = MemoryRead(get(config, "dim"), heads,
                           get(config, "memory_residual"), dropout=get(config, "dropout"),
                           dtype=dtype, rngs=rngs)
     return LipReader(fe, enc, language_decoders(config, rngs), read)

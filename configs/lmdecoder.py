@@ -5,7 +5,8 @@
 
 Arguments: variant tiny|small|base; lang (required, e.g. it); units acoustic (default: k-means
 units of the audio track, repeats removed, the paper's recipe) | phoneme; data_dir; builder;
-batch_size; steps. Loss = label-smoothed CE (0.1) + CTC; Adam with the tri-stage schedule as in the released code.
+batch_size; steps. Loss = label-smoothed CE (0.1) + CTC; Adam with the tri-stage schedule as
+in the released code.
 """
 
 from __future__ import annotations

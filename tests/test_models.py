@@ -113,3 +113,18 @@ def test_base_size_is_auto_avsr():
     shapes = nnx.eval_shape(lambda: factory.lipreader(config, nnx.Rngs(0)))
     n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(shapes, nnx.Param)))
     assert abs(n / 1e6 - 250.4) < 3.0, n
+
+
+def test_stem_is_the_3d_convolution():
+    """The stem (2D conv over 5 stacked frames) computes auto_avsr's 5x7x7 Conv3d."""
+    from lipjax.models.frontend import Frontend
+
+    fe = Frontend(4, "group", rngs=nnx.Rngs(0))
+    video = jax.random.normal(jax.random.key(1), (2, 6, 16, 16))
+    kernel2d = fe.stem.kernel.value  # (7, 7, 5, w)
+    kernel3d = jnp.transpose(kernel2d, (2, 0, 1, 3))[:, :, :, None, :]  # (5, 7, 7, 1, w)
+    ref = jax.lax.conv_general_dilated(
+        video[..., None], kernel3d, (1, 2, 2), ((2, 2), (3, 3), (3, 3)),
+        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"), precision="highest")
+    got = fe.stem_conv(video)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-4, atol=1e-4)

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
         "num_workers": 0,
         "read_threads": 4,  # threads decoding clips inside each process
         "tokenize": True,  # False: no SentencePiece model needed (`tokens` are empty)
+        "downsample": 1,  # >1: average d x d pixel blocks first (crop is then in those pixels)
 }
 
 
@@ -162,7 +163,8 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
             process_index=shard.shard_index, crop=crop, hflip=bool(_cfg(data_cfg, "hflip")),
             time_masks=int(_cfg(data_cfg, "time_masks")),
             time_mask_frames=int(_cfg(data_cfg, "time_mask_frames")), max_frames=max_frames,
-            tokenize=bool(_cfg(data_cfg, "tokenize")))
+            tokenize=bool(_cfg(data_cfg, "tokenize")),
+            downsample=int(_cfg(data_cfg, "downsample")))
     collate = Collate(batch_size=local_batch, with_video=with_video, frame_buckets=frame_buckets,
                       token_bucket=int(_cfg(data_cfg, "token_bucket")), crop=crop)
     if transform.tokenize:  # fail now, not inside a worker, if a tokenizer is missing

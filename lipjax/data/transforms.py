@@ -43,6 +43,7 @@ class ClipTransform:
     time_mask_frames: int = 0
     max_frames: int | None = None
     tokenize: bool = True
+    downsample: int = 1  # average d x d pixel blocks before cropping (CPU-sized demos)
 
     def __post_init__(self) -> None:
         self._tokenizers: dict[str, Any] = {}
@@ -95,6 +96,11 @@ class ClipTransform:
 
     def _video(self, video: np.ndarray, rng: np.random.Generator | None
                ) -> tuple[np.ndarray, np.ndarray]:
+        if self.downsample > 1:
+            d = self.downsample
+            f, h, w = video.shape
+            video = video[:, :h - h % d, :w - w % d].reshape(f, h // d, d, w // d, d)
+            video = video.mean(axis=(2, 4), dtype=np.float32).round().astype(np.uint8)
         frames, height, width = video.shape
         if height < self.crop or width < self.crop:
             raise ValueError(f"Video frames are {height}x{width}, smaller than data.crop="

@@ -6,9 +6,14 @@ multiplies and the two attention matmuls (scores and weighted values), 2 FLOPs p
 multiply-add; norms, activations, pooling and softmax are ignored. Training = 3 × forward
 (backward: one product for the input gradient and one for the weight gradient).
 
-What is counted follows the lip reader of stage 3 (`LipReader`, config.model): frontend →
-visual encoder → [memory read] → [memory encoder] → decoder + CTC head. With use_memory=False
-and memory_layers=0 this is auto_avsr's VSR model exactly.
+What is counted follows the model of `config.task`:
+  units_pretrain (stage 1, `VisualUnitModel`): frontend → visual encoder → unit head [+ LID head];
+  lmdecoder (stage 2, `LMDecoderModel`): unit embedding → [memory encoder] → decoder + CTC head;
+  finetune (stage 3, `LipReader`): frontend → visual encoder → [memory read] → [memory encoder]
+    → decoder + CTC head. With use_memory=False and memory_layers=0 this is auto_avsr's VSR
+    model exactly.
+Activation recomputation (train.remat) is not counted: the result is model FLOPs (MFU), not
+hardware FLOPs.
 """
 
 from __future__ import annotations
@@ -62,27 +67,70 @@ def decoder_flops(d: int, ffn: int, layers: int, vocab: int, tokens: int, frames
     return layers * per_layer + 2.0 * d * vocab * n
 
 
+def visual_flops_per_clip(config: ml_collections.ConfigDict, frames: int,
+                          batch: int = 1) -> float:
+    """Forward FLOPs of frontend + feature projection + visual encoder for one clip."""
+    g = lambda k: factory.get(config, k)
+    d, width = g("dim"), g("frontend_width")
+    crop = int(config.get("data", {}).get("crop", 88))
+    flops = frames * frontend_flops(width, crop)
+    if 8 * width != d:
+        flops += 2.0 * 8 * width * d * frames  # frontend features → encoder width
+    flops += g("layers") * encoder_layer_flops(g("encoder"), d, g("ffn"), g("kernel"), frames,
+                                               batch)
+    return flops
+
+
+def units_pretrain_forward_flops_per_clip(config: ml_collections.ConfigDict, frames: int,
+                                          batch: int = 1) -> float:
+    """Stage 1: visual encoder + unit head (+ LID head on the pooled states)."""
+    d = factory.get(config, "dim")
+    flops = visual_flops_per_clip(config, frames, batch)
+    flops += 2.0 * d * factory.unit_vocab(config) * frames  # unit head
+    if factory.get(config, "lid_weight") > 0:
+        flops += 2.0 * d * d + 2.0 * d * factory.num_languages(config)
+    return flops
+
+
+def lmdecoder_forward_flops_per_clip(config: ml_collections.ConfigDict, units: int,
+                                     tokens: int) -> float:
+    """Stage 2 on `units` input units (embedding lookups are free): memory encoder + CTC head +
+    decoder."""
+    g = lambda k: factory.get(config, k)
+    d, ffn, vocab = g("dim"), g("ffn"), g("text_vocab")
+    flops = g("memory_layers") * encoder_layer_flops("transformer", d, ffn, 0, units)
+    flops += 2.0 * d * vocab * units  # CTC head
+    return flops + decoder_flops(d, ffn, g("decoder_layers"), vocab, tokens, units)
+
+
 def forward_flops_per_clip(config: ml_collections.ConfigDict, frames: int, tokens: int,
                            batch: int = 1) -> float:
+    """Stage 3 (`LipReader`) forward FLOPs for one clip."""
     g = lambda k: factory.get(config, k)
-    d, ffn, kernel = g("dim"), g("ffn"), g("kernel")
-    width = g("frontend_width")
+    d, ffn = g("dim"), g("ffn")
     vocab = g("text_vocab")
-    flops = frames * frontend_flops(width)
-    flops += 2.0 * 8 * width * d * frames  # frontend features → encoder width
-    flops += g("layers") * encoder_layer_flops(g("encoder"), d, ffn, kernel, frames, batch)
+    flops = visual_flops_per_clip(config, frames, batch)
     if g("use_memory"):
         k = factory.unit_vocab(config)
         flops += 2 * 2.0 * d * d * frames + 2 * 2.0 * d * d * k + 2 * 2.0 * frames * k * d
-    flops += g("memory_layers") * encoder_layer_flops("transformer", d, ffn, kernel, frames)
+    flops += g("memory_layers") * encoder_layer_flops("transformer", d, ffn, 0, frames)
     flops += 2.0 * d * vocab * frames  # CTC head
     flops += decoder_flops(d, ffn, g("decoder_layers"), vocab, tokens, frames)
     return flops
 
 
 def flops_per_frame(config: ml_collections.ConfigDict, frames: int = 75, tokens: int = 30,
-                    batch: int = 1) -> float:
-    """Training FLOPs (forward + backward ≈ 3 × forward) per video frame for clips of `frames`
-    frames with `tokens` target tokens; `batch` only shares the relative-position projection
-    (computed once per batch)."""
-    return 3.0 * forward_flops_per_clip(config, frames, tokens, batch) / frames
+                    batch: int = 1, units: int | None = None) -> float:
+    """Training FLOPs (forward + backward ≈ 3 × forward) per video frame of the model of
+    `config.task` (default finetune) for clips of `frames` frames with `tokens` target tokens;
+    `batch` only shares the relative-position projection (computed once per batch). The
+    lmdecoder task reads `units` input units per clip (default `frames`) and no video; its count
+    is still reported per `frames`."""
+    task = config.get("task", "finetune")
+    if task == "units_pretrain":
+        forward = units_pretrain_forward_flops_per_clip(config, frames, batch)
+    elif task == "lmdecoder":
+        forward = lmdecoder_forward_flops_per_clip(config, units or frames, tokens)
+    else:
+        forward = forward_flops_per_clip(config, frames, tokens, batch)
+    return 3.0 * forward / frames

@@ -17,6 +17,8 @@ from flax import nnx
 
 from lipjax.models.layers import Dtype, MaskedNorm, masked_fill_zero
 
+STEM_FRAMES = 5  # temporal extent of the stem (auto_avsr's Conv3d kernel 5x7x7)
+
 
 class BasicBlock(nnx.Module):
     """ResNet basic block (two 3×3 convs) with swish, as auto_avsr's `relu_type="swish"`."""
@@ -48,7 +50,11 @@ class Frontend(nnx.Module):
 
     def __init__(self, width: int = 64, norm: str = "batch", *, dtype: Dtype = jnp.float32,
                  remat: bool = False, rngs: nnx.Rngs) -> None:
-        self.stem = nnx.Conv(1, width, (5, 7, 7), (1, 2, 2), padding=((2, 2), (3, 3), (3, 3)),
+        # The 5x7x7 Conv3d with one input channel, computed as a 2D conv over each frame's 5
+        # neighbouring frames stacked as channels: the same function and FLOPs, ~10x faster on
+        # XLA:CPU (its 3D convolutions are slow). Kernel (7, 7, 5, w) = Conv3d kernel
+        # (5, 7, 7, 1, w) with the time axis moved to the input channels.
+        self.stem = nnx.Conv(STEM_FRAMES, width, (7, 7), (2, 2), padding=((3, 3), (3, 3)),
                              use_bias=False, dtype=dtype, rngs=rngs)
         self.stem_norm = MaskedNorm(width, norm, dtype=dtype, rngs=rngs)
         blocks, cin = [], width
@@ -61,15 +67,25 @@ class Frontend(nnx.Module):
         self.out_dim = cin
         self.remat = remat
 
+    def stem_conv(self, video: jax.Array) -> jax.Array:
+        """(B, T, H, W) → (B, T, H/2, W/2, w): the Conv3d stem, zero-padded in time."""
+        b, t = video.shape[:2]
+        half = STEM_FRAMES // 2
+        x = jnp.pad(video.astype(self.stem.dtype or jnp.float32),
+                    ((0, 0), (half, half), (0, 0), (0, 0)))
+        x = jnp.stack([x[:, k:k + t] for k in range(STEM_FRAMES)], axis=-1)  # (B, T, H, W, 5)
+        x = self.stem(x.reshape(b * t, *x.shape[2:]))
+        return x.reshape(b, t, *x.shape[1:])
+
     def __call__(self, video: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """video: (B, T, H, W) float; mask: (B, T) bool → (B, T, 8·width), zeros at padding."""
         b, t = video.shape[:2]
         if mask is None:
             mask = jnp.ones((b, t), bool)
-        x = masked_fill_zero(video, mask)[..., None].astype(self.stem.dtype or jnp.float32)
-        x = nnx.swish(self.stem_norm(self.stem(x), mask))
-        x = nnx.max_pool(x, (1, 3, 3), (1, 2, 2), padding=((0, 0), (1, 1), (1, 1)))
+        x = self.stem_conv(masked_fill_zero(video, mask))
+        x = nnx.swish(self.stem_norm(x, mask))
         x = x.reshape(b * t, *x.shape[2:])
+        x = nnx.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
         fmask = mask.reshape(b * t)
         for block in self.blocks:
             if self.remat:

@@ -1,0 +1,181 @@
+"""The three-stage low-resource recipe (Kim et al., ICCV 2023) as functions `demo.py` chains.
+
+1. stage 1 `units_pretrain`: visual encoder + shared-unit head on the high-resource languages'
+   lip videos, with the language-ID head over all five languages;
+2. stage 2 `lmdecoder`: one LMDecoder per low-resource language on its audio-text data;
+3. stage 3 `finetune`: per low-resource language, the method (`memory`) and the two baselines on
+   the same few clips: `nomemory` (b: stage-1 encoder + plain decoder) and `scratch` (a).
+Every run goes through `lipjax.train.trainer.train` with the configs in `configs/`, so each stage
+can also be run (and resumed) alone with `python -m lipjax.train`. Test-split scores come from
+each run's best checkpoint on the validation split: the test split is never used for selection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from configs import finetune as finetune_cfg
+from configs import lmdecoder as lmdecoder_cfg
+from configs import units_pretrain as units_pretrain_cfg
+from lipjax import languages
+from lipjax.data.pipeline import make_loader
+from lipjax.tasks import get_task
+from lipjax.tasks.common import load_model
+from lipjax.train import mesh as mesh_lib
+from lipjax.train.step import make_eval_step
+from lipjax.train.tb import read_metrics
+from lipjax.train.trainer import evaluate, train
+
+log = logging.getLogger(__name__)
+
+HIGH_RESOURCE = ("en", "es", "fr")
+LOW_RESOURCE = ("it", "pt")
+METHODS = ("memory", "nomemory", "scratch")
+METHOD_NAMES = {"memory": "proposed: stage-1 encoder + LMDecoder memory",
+                "nomemory": "baseline (b): stage-1 encoder, plain decoder, no memory",
+                "scratch": "baseline (a): lip reader from scratch"}
+
+
+@dataclasses.dataclass
+class Recipe:
+    """Where and at what size the recipe runs. `steps` overrides each stage's step count
+    (keys "units_pretrain", "lmdecoder", "finetune"); `lid_weight` is the weight of the
+    low-resource languages' clips in the stage-1 mix (they are there for the LID head)."""
+
+    data_dir: str
+    workdir: str
+    variant: str = "small"
+    units: str = "phoneme"
+    steps: dict[str, int] = dataclasses.field(default_factory=dict)
+    batch_size: int = 0
+    beam_size: int = 5
+    lid_weight: float = 0.25
+
+    @property
+    def runs_dir(self) -> str:
+        return os.path.join(self.workdir, "runs")
+
+    def arg(self, **extra: Any) -> str:
+        items = {"data_dir": self.data_dir, **extra}
+        if self.batch_size:
+            items["batch_size"] = self.batch_size
+        return ",".join([self.variant] + [f"{k}={v}" for k, v in items.items()])
+
+    def stage1_config(self) -> ml_collections.ConfigDict:
+        config = units_pretrain_cfg.get_config(self.arg(
+            langs="+".join(HIGH_RESOURCE + LOW_RESOURCE), unit_type=self.units,
+            steps=self.steps.get("units_pretrain", 0)))
+        # The low-resource languages' few clips join the mix with a small weight so that the
+        # language-ID head sees all five languages.
+        config.data.sources = [(f"{c}_video", 1.0 if c in HIGH_RESOURCE else self.lid_weight)
+                               for c in HIGH_RESOURCE + LOW_RESOURCE]
+        return config
+
+    def stage2_config(self, lang: str) -> ml_collections.ConfigDict:
+        return lmdecoder_cfg.get_config(self.arg(lang=lang, units=self.units,
+                                                 steps=self.steps.get("lmdecoder", 0)))
+
+    def stage3_config(self, lang: str, method: str) -> ml_collections.ConfigDict:
+        config = finetune_cfg.get_config(self.arg(lang=lang, init=method, units=self.units,
+                                                  runs_dir=self.runs_dir,
+                                                  steps=self.steps.get("finetune", 0)))
+        config.model.beam_size = self.beam_size
+        return config
+
+    def run_dir(self, stage: str, lang: str | None = None, method: str | None = None) -> str:
+        name = "_".join(x for x in (stage, lang, method) if x)
+        return os.path.join(self.runs_dir, name)
+
+
+def run_stage(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains (or resumes, or finds finished) one run; returns the trainer's summary."""
+    log.info("=== %s -> %s", config.task, workdir)
+    return train(config, workdir)
+
+
+def best_step(workdir: str, metric: str, mode: str = "min") -> int | None:
+    """The evaluated step with the best validation `metric` whose checkpoint still exists
+    (the latest checkpoint when none was evaluated)."""
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    kept = {int(n) for n in os.listdir(ckpt_dir) if n.isdigit()} if os.path.isdir(
+        ckpt_dir) else set()
+    if not kept:
+        return None
+    scored = [(r[metric], r["step"]) for r in read_metrics(workdir, "eval")
+              if metric in r and r["step"] in kept]
+    if not scored:
+        return max(kept)
+    sign = 1 if mode == "min" else -1
+    return min(scored, key=lambda x: (sign * x[0], -x[1]))[1]
+
+
+def test_scores(config: ml_collections.ConfigDict, workdir: str, *, beam: bool,
+                split: str = "test") -> dict[str, float]:
+    """Scores of `workdir`'s best-on-validation checkpoint on `split`: the task's greedy
+    metrics, and with `beam` the joint CTC/attention beam search's WER/CER too."""
+    task = get_task(config.task)
+    step = best_step(workdir, config.train.best_metric, config.train.best_mode)
+    model = load_model(config, os.path.join(workdir, "checkpoints", str(step)))
+    mesh = mesh_lib.make_mesh(config.train.get("mesh", None))
+    loader = lambda: make_loader(config.data, split, train=False, seed=config.seed, mesh=mesh)
+    with jax.set_mesh(mesh):
+        scores = evaluate(task, model, make_eval_step(task), config, mesh, loader())
+        if beam and hasattr(task, "beam_step"):
+            beams = evaluate(task, model, nnx.jit(task.beam_step), config, mesh, loader())
+            scores.update({f"{k}_beam": v for k, v in beams.items() if k in ("wer", "cer")})
+    scores["step"] = step
+    return scores
+
+
+def stage1_scores(recipe: Recipe) -> dict[str, dict[str, float]]:
+    """Stage-1 unit error rate and LID accuracy on each language's test split, and the LID
+    accuracy over the five languages together."""
+    config = recipe.stage1_config()
+    workdir = recipe.run_dir("units_pretrain")
+    out = {}
+    for code in HIGH_RESOURCE + LOW_RESOURCE:
+        one = ml_collections.ConfigDict(config.to_dict())
+        one.data.sources = [(f"{code}_video", 1.0)]
+        out[code] = test_scores(one, workdir, beam=False)
+    both = ml_collections.ConfigDict(config.to_dict())
+    out["all"] = test_scores(both, workdir, beam=False)
+    return out
+
+
+def memory_attention(recipe: Recipe, lang: str) -> dict[str, Any]:
+    """Memory attention (frames × memory slots, averaged over heads) of the first test clip of
+    `lang` under the fine-tuned `memory` model, with the clip's text and reference units."""
+    config = recipe.stage3_config(lang, "memory")
+    workdir = recipe.run_dir("finetune", lang, "memory")
+    step = best_step(workdir, config.train.best_metric, config.train.best_mode)
+    model = load_model(config, os.path.join(workdir, "checkpoints", str(step)))
+    loader = make_loader(config.data, "test", train=False, seed=config.seed)
+    batch = next(iter(loader))
+    frames = int(np.asarray(batch["video_mask"])[0].sum())
+    weights = nnx.jit(lambda m, v, vm: m.memory_attention(v, vm, lang))(
+        model, batch["video"][:1], batch["video_mask"][:1])
+    weights = np.asarray(weights)[0].mean(0)[:frames]  # (T, K)
+    refs = (np.asarray(batch["phoneme_ids"])[0][np.asarray(batch["phoneme_mask"])[0]]
+            if "phoneme_ids" in batch else np.zeros(0, np.int32))
+    return {"weights": weights, "text": str(np.asarray(batch["text"])[0]), "units": recipe.units,
+            "reference_units": refs.tolist(), "language": lang}
+
+
+def low_resource_clip_counts(recipe: Recipe) -> dict[str, int]:
+    """Training clips each low-resource language's video config has (what stage 3 sees)."""
+    from lipjax.data import source
+
+    return {code: len(source.open_source("synthetic_lips", f"{code}_video", "train",
+                                         recipe.data_dir)) for code in LOW_RESOURCE}
+
+
+def language_name(code: str) -> str:
+    return languages.get(code).name

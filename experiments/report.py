@@ -1,0 +1,116 @@
+"""The recipe's outputs: results.json, results.md, learning curves and the memory heatmap."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from experiments.recipe import LOW_RESOURCE, METHOD_NAMES, METHODS, language_name
+from lipjax.train.tb import read_metrics
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """results.md: the low-resource table, stage-1 unit/LID scores and stage-2 scores."""
+    lines = ["# lipjax demo results (synthetic_lips, test split)", "",
+             f"Variant `{results['variant']}`, units `{results['units']}`, "
+             f"train clips per low-resource language {results['low_resource_clips']}; "
+             f"total time {results['seconds'] / 60:.1f} min. Scores in %, lower is better "
+             "except LID. Each run is scored at its best validation step.", "",
+             "## Low-resource lip reading (stage 3)", "",
+             "| language | method | WER | CER | WER (beam) | CER (beam) | WER (CTC) | step |",
+             "|---|---|---|---|---|---|---|---|"]
+    for lang in LOW_RESOURCE:
+        for method in METHODS:
+            r = results["finetune"][lang][method]
+            lines.append(f"| {lang} ({language_name(lang)}) | {METHOD_NAMES[method]} | "
+                         f"{_pct(r.get('wer'))} | {_pct(r.get('cer'))} | "
+                         f"{_pct(r.get('wer_beam'))} | {_pct(r.get('cer_beam'))} | "
+                         f"{_pct(r.get('wer_ctc'))} | {r.get('step')} |")
+    lines += ["", "## Stage 1: shared units and language ID (visual encoder)", "",
+              "| language | unit error rate (PER) | LID accuracy |", "|---|---|---|"]
+    for code, r in results["units_pretrain"].items():
+        label = "all five" if code == "all" else code
+        lines.append(f"| {label} | {_pct(r.get('per'))} | {_pct(r.get('lid_accuracy'))} |")
+    lines += ["", "## Stage 2: LMDecoders (audio units → text)", "",
+              "| language | WER | CER | WER (beam) |", "|---|---|---|---|"]
+    for code, r in results["lmdecoder"].items():
+        lines.append(f"| {code} | {_pct(r.get('wer'))} | {_pct(r.get('cer'))} | "
+                     f"{_pct(r.get('wer_beam'))} |")
+    lines += ["", "Plots: `learning_curves.png`, `memory_attention.png`.", ""]
+    return "\n".join(lines)
+
+
+def write(results: dict[str, Any], out_dir: str) -> None:
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2, default=float)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(markdown(results))
+
+
+def learning_curves(run_dirs: dict[str, str], out_path: str) -> None:
+    """Training loss of every run, and validation WER of the stage-3 runs, against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for name, workdir in run_dirs.items():
+        train = read_metrics(workdir, "train")
+        if train:
+            axes[0 if not name.startswith("finetune") else 1].plot(
+                [r["step"] for r in train], [r["loss"] for r in train], label=name)
+        evals = [r for r in read_metrics(workdir, "eval") if "wer" in r]
+        if name.startswith("finetune") and evals:
+            axes[2].plot([r["step"] for r in evals], [100 * r["wer"] for r in evals],
+                         marker="o", label=name)
+    titles = ("stages 1-2: training loss", "stage 3: training loss", "stage 3: validation WER %")
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+
+
+def memory_heatmap(attention: dict[str, Any], out_path: str, top: int = 40) -> None:
+    """Frames × memory slots for one clip; only the `top` most-read slots, labelled by unit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights = np.asarray(attention["weights"])  # (T, K)
+    slots = np.sort(np.argsort(weights.sum(0))[::-1][:top])
+    if attention["units"] == "phoneme":
+        from lipjax.units.phonemes import load_inventory
+
+        phones = load_inventory().phones
+        labels = [phones[k] for k in slots]
+        reference = " ".join(phones[k] for k in attention["reference_units"])
+    else:
+        labels = [str(k) for k in slots]
+        reference = ""
+    fig, ax = plt.subplots(figsize=(max(8, 0.25 * len(slots)), 6))
+    image = ax.imshow(weights[:, slots], aspect="auto", cmap="magma", interpolation="nearest")
+    ax.set_xticks(range(len(slots)), labels, fontsize=8)
+    ax.set_xlabel(f"memory slot ({attention['units']} unit), {len(slots)} most attended")
+    ax.set_ylabel("video frame (25 fps)")
+    title = f"{attention['language']}: \"{attention['text']}\""
+    if reference:
+        title += f"\nreference phones: {reference}"
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label="attention weight (mean over heads)")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)

@@ -41,9 +41,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data = common.data_config(args, [(f"{args.lang}_video", 1.0)])
     config.model = common.model_config(args, unit_type=args.units, languages=[args.lang],
                                        use_memory=args.init == "memory")
-    config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 5e-4, "base": 3e-4}[v],
-                                       warmup_steps={"tiny": 1, "small": 30, "base": 1000}[v])
-    config.train = common.train_config(args, {"tiny": 4, "small": 300, "base": 20_000},
+    config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 3e-4}[v],
+                                       warmup_steps={"tiny": 1, "small": 10, "base": 1000}[v])
+    config.train = common.train_config(args, {"tiny": 4, "small": 100, "base": 20_000},
                                        best_metric="wer")
     config.init = ml_collections.ConfigDict({  # read by lipjax/tasks/finetune.py
         "mode": args.init,

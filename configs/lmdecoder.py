@@ -28,10 +28,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.seed = 0
     config.lang = args.lang
     config.data = common.data_config(args, [(f"{args.lang}_audio", 1.0)])
+    if not args.batch_size:  # unit sequences are cheap next to video: larger batches
+        config.data.batch_size = {"tiny": 8, "small": 32, "base": 256}[v]
     config.model = common.model_config(args, unit_type=args.units, languages=[args.lang])
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 1e-3}[v],
                                        schedule="tristage", weight_decay=0.0)
-    config.train = common.train_config(args, {"tiny": 4, "small": 300, "base": 60_000},
+    config.train = common.train_config(args, {"tiny": 4, "small": 200, "base": 60_000},
                                        best_metric="wer")
     config.init = ml_collections.ConfigDict()
     return config

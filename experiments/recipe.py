@@ -53,7 +53,7 @@ class Recipe:
     data_dir: str
     workdir: str
     variant: str = "small"
-    units: str = "phoneme"
+    units: str = "acoustic"
     steps: dict[str, int] = dataclasses.field(default_factory=dict)
     batch_size: int = 0
     beam_size: int = 5
@@ -77,6 +77,8 @@ class Recipe:
         # language-ID head sees all five languages.
         config.data.sources = [(f"{c}_video", 1.0 if c in HIGH_RESOURCE else self.lid_weight)
                                for c in HIGH_RESOURCE + LOW_RESOURCE]
+        # Stage 1 is not selected on validation (its last step is used): evaluate twice.
+        config.train.eval_every = max(config.train.num_steps // 2, 1)
         return config
 
     def stage2_config(self, lang: str) -> ml_collections.ConfigDict:

@@ -31,7 +31,7 @@ CODEBOOK_NAME = f"synthetic_lips_shared_k{UNITS_K}"
 def demo_sizes(language: str, modality: str) -> dict[str, int]:
     """Examples per split of the demo corpus (generated in a few minutes on 2 cores)."""
     if modality == "audio":
-        return {"train": 1500, "validation": 100, "test": 100}
+        return {"train": 1000, "validation": 100, "test": 100}
     return {"train": 120 if language in LOW_RESOURCE else 400, "validation": 40, "test": 60}
 
 

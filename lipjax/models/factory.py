@@ -31,8 +31,8 @@ from lipjax.models.unit_head import UnitHead
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(frontend_width=8, dim=64, heads=4, layers=2, ffn=128, kernel=7,
                  memory_layers=1, decoder_layers=1),
-    "small": dict(frontend_width=16, dim=192, heads=4, layers=6, ffn=768, kernel=15,
-                  memory_layers=2, decoder_layers=3),
+    "small": dict(frontend_width=8, dim=128, heads=4, layers=4, ffn=512, kernel=15,
+                  memory_layers=1, decoder_layers=2),
     "base": dict(frontend_width=64, dim=768, heads=12, layers=12, ffn=3072, kernel=31,
                  memory_layers=4, decoder_layers=6),
 }

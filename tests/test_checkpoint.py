@@ -85,7 +85,7 @@ def test_layout_and_exact_round_trip(tmp_path):
     ckpt2.close()
 
 
-def test_restore_params_for_later_stages(tmp_path):
+def test_restore_params_for_later_stages(tmp_path, monkeypatch):
     (model, opt, rngs), _ = _state()
     _advance(model, opt, rngs)
     ckpt = ckpt_lib.Checkpointer(str(tmp_path))
@@ -108,6 +108,9 @@ def test_restore_params_for_later_stages(tmp_path):
     assert set(full) == {"model", "optimizer", "rngs", "step"}
     assert set(full["rngs"]) == {"model", "trainer"}
     assert int(full["step"]) == 1
+    monkeypatch.chdir(tmp_path.parent)  # a relative path (as the recipe's runs_dir) works too
+    relative = ckpt_lib.restore_params(tmp_path.name)
+    np.testing.assert_array_equal(relative["dense"]["kernel"], model.dense.kernel.value)
     with pytest.raises(FileNotFoundError, match="step 5"):
         ckpt_lib.restore_params(str(tmp_path), step=5)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):

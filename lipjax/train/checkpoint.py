@@ -187,7 +187,7 @@ class Checkpointer:
 
 def resolve_step_dir(path: str, step: int | None = None) -> epath.Path:
     """`path` may be a workdir, its `checkpoints/` dir, or one `checkpoints/<step>` dir."""
-    p = epath.Path(path)
+    p = epath.Path(os.path.abspath(path))  # Orbax reads only absolute paths
     if (p / "state").exists():
         return p
     if (p / "checkpoints").exists():

@@ -183,7 +183,7 @@ def bench_one(args: argparse.Namespace, variant: str) -> dict[str, Any]:
 
     config = make_config(args, variant)
     batch_size = args.batch or config.data.batch_size
-    frames = args.frames or {"tiny": 32, "small": 50, "base": 75}[variant]
+    frames = args.frames or {"tiny": 32, "small": 75, "base": 75}[variant]
     task = get_task(config.task)
     mesh = mesh_lib.make_mesh(config.train.mesh)
     num_steps = args.warmup + args.steps

@@ -43,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                        use_memory=args.init == "memory")
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 3e-4}[v],
                                        warmup_steps={"tiny": 1, "small": 10, "base": 1000}[v])
-    config.train = common.train_config(args, {"tiny": 4, "small": 100, "base": 20_000},
+    config.train = common.train_config(args, {"tiny": 4, "small": 60, "base": 20_000},
                                        best_metric="wer")
     config.init = ml_collections.ConfigDict({  # read by lipjax/tasks/finetune.py
         "mode": args.init,

@@ -43,6 +43,10 @@ def markdown(results: dict[str, Any]) -> str:
     for code, r in results["lmdecoder"].items():
         lines.append(f"| {code} | {_pct(r.get('wer'))} | {_pct(r.get('cer'))} | "
                      f"{_pct(r.get('wer_beam'))} |")
+    timings = results.get("timings_s", {})
+    if timings:
+        lines += ["", "Wall time per step of the demo (s): " + ", ".join(
+            f"{k} {v:.0f}" for k, v in timings.items()) + "."]
     lines += ["", "Plots: `learning_curves.png`, `memory_attention.png`.", ""]
     return "\n".join(lines)
 

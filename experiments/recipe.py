@@ -119,13 +119,18 @@ def best_step(workdir: str, metric: str, mode: str = "min") -> int | None:
     return min(scored, key=lambda x: (sign * x[0], -x[1]))[1]
 
 
+def best_model(config: ml_collections.ConfigDict, workdir: str) -> tuple[nnx.Module, int]:
+    """The run's model at its best validation step (see `best_step`), and that step."""
+    step = best_step(workdir, config.train.best_metric, config.train.best_mode)
+    return load_model(config, os.path.join(workdir, "checkpoints", str(step))), step
+
+
 def test_scores(config: ml_collections.ConfigDict, workdir: str, *, beam: bool,
                 split: str = "test") -> dict[str, float]:
     """Scores of `workdir`'s best-on-validation checkpoint on `split`: the task's greedy
     metrics, and with `beam` the joint CTC/attention beam search's WER/CER too."""
     task = get_task(config.task)
-    step = best_step(workdir, config.train.best_metric, config.train.best_mode)
-    model = load_model(config, os.path.join(workdir, "checkpoints", str(step)))
+    model, step = best_model(config, workdir)
     mesh = mesh_lib.make_mesh(config.train.get("mesh", None))
     loader = lambda: make_loader(config.data, split, train=False, seed=config.seed, mesh=mesh)
     with jax.set_mesh(mesh):
@@ -147,8 +152,7 @@ def stage1_scores(recipe: Recipe) -> dict[str, dict[str, float]]:
         one = ml_collections.ConfigDict(config.to_dict())
         one.data.sources = [(f"{code}_video", 1.0)]
         out[code] = test_scores(one, workdir, beam=False)
-    both = ml_collections.ConfigDict(config.to_dict())
-    out["all"] = test_scores(both, workdir, beam=False)
+    out["all"] = test_scores(config, workdir, beam=False)
     return out
 
 
@@ -156,9 +160,7 @@ def memory_attention(recipe: Recipe, lang: str) -> dict[str, Any]:
     """Memory attention (frames × memory slots, averaged over heads) of the first test clip of
     `lang` under the fine-tuned `memory` model, with the clip's text and reference units."""
     config = recipe.stage3_config(lang, "memory")
-    workdir = recipe.run_dir("finetune", lang, "memory")
-    step = best_step(workdir, config.train.best_metric, config.train.best_mode)
-    model = load_model(config, os.path.join(workdir, "checkpoints", str(step)))
+    model, _ = best_model(config, recipe.run_dir("finetune", lang, "memory"))
     loader = make_loader(config.data, "test", train=False, seed=config.seed)
     batch = next(iter(loader))
     frames = int(np.asarray(batch["video_mask"])[0].sum())

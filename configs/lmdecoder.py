@@ -5,8 +5,10 @@
 
 Arguments: variant tiny|small|base; lang (required, e.g. it); units acoustic (default: k-means
 units of the audio track, repeats removed, the paper's recipe) | phoneme; data_dir; builder;
-batch_size; steps. Loss = label-smoothed CE (0.1) + CTC; Adam with the tri-stage schedule as
-in the released code.
+batch_size; steps. Loss = label-smoothed CE (0.1) + CTC. base: Adam 1e-3 with the tri-stage
+schedule as in the released code; tiny/small (128 wide or less) learn faster at 3e-3 with
+warm-up + cosine (small, it, phonemes: validation CTC WER 88 % after 150 steps vs 93 % after 200
+at 1e-3 tri-stage, and 47 % after 300).
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if not args.batch_size:  # unit sequences are cheap next to video: larger batches
         config.data.batch_size = {"tiny": 8, "small": 32, "base": 256}[v]
     config.model = common.model_config(args, unit_type=args.units, languages=[args.lang])
-    config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 1e-3}[v],
-                                       schedule="tristage", weight_decay=0.0)
-    config.train = common.train_config(args, {"tiny": 4, "small": 200, "base": 60_000},
+    if v == "base":
+        config.optim = common.optim_config(lr=1e-3, schedule="tristage", weight_decay=0.0)
+    else:
+        config.optim = common.optim_config(lr=3e-3, warmup_steps={"tiny": 1, "small": 30}[v],
+                                           weight_decay=0.0)
+    config.train = common.train_config(args, {"tiny": 4, "small": 400, "base": 60_000},
                                        best_metric="wer")
     config.init = ml_collections.ConfigDict()
     return config

@@ -12,21 +12,19 @@ scores → results.md, results.json, learning_curves.png, memory_attention.png i
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import time
 
 from experiments import corpus_preview, report
+from experiments.jobs import run_jobs
 from experiments.recipe import (
     HIGH_RESOURCE,
     LOW_RESOURCE,
     METHODS,
     Recipe,
+    init_process,
     low_resource_clip_counts,
-    memory_attention,
-    run_stage,
-    stage1_scores,
-    test_scores,
+    run_name,
 )
 
 STAGES = ("units_pretrain", "lmdecoder", "finetune")
@@ -42,10 +40,16 @@ def parse_steps(text: str) -> dict[str, int]:
     return steps
 
 
-def build_corpus(data_dir: str, workdir: str) -> None:
-    from lipjax.synth.build import main as build_main
+def build_corpus(data_dir: str, workdir: str, sizes: int | None = None) -> None:
+    """Video of all five languages; audio-text (for the LMDecoders) and tokenizers of the
+    low-resource ones, the only languages the recipe decodes to text."""
+    from lipjax.synth.build import build
+    from lipjax.units import tokenizer
 
-    build_main(["--data_dir", data_dir])
+    build(HIGH_RESOURCE + LOW_RESOURCE, ["video"], data_dir, sizes)
+    build(LOW_RESOURCE, ["audio"], data_dir, sizes)
+    for lang in LOW_RESOURCE:
+        tokenizer.ensure_tokenizer(lang, data_dir, config=f"{lang}_audio")
     rows = corpus_preview.statistics(data_dir)
     print(corpus_preview.format_table(rows))
     path = corpus_preview.preview(data_dir, os.path.join(workdir, "corpus_preview.png"))
@@ -58,26 +62,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data_dir", default="out/data")
     parser.add_argument("--workdir", default="out/demo")
     parser.add_argument("--variant", default="small", choices=("tiny", "small", "base"))
-    parser.add_argument("--units", default="acoustic", choices=("acoustic", "phoneme"))
+    parser.add_argument("--units", default="phoneme", choices=("acoustic", "phoneme"))
     parser.add_argument("--steps", default="", help="e.g. units_pretrain=300,finetune=200")
     parser.add_argument("--batch_size", type=int, default=0)
     parser.add_argument("--beam_size", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="runs trained side by side (each its own process); 1 = in turn, "
+                             "in this process")
     parser.add_argument("--corpus_only", action="store_true")
+    parser.add_argument("--corpus_size", type=int, default=0,
+                        help="clips per split and config (0 = the demo sizes); for quick checks")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for noisy in ("absl", "orbax", "jax._src", "tensorflow_datasets", "grain"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     os.makedirs(args.workdir, exist_ok=True)
-    # Runs of the same shapes (it and pt, baselines a and b) reuse each other's XLA programs.
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", os.path.join(args.workdir, "jax_cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    cache_dir = os.path.abspath(os.path.join(args.workdir, "jax_cache"))
+    init_process(cache_dir)
     start = time.time()
     timings: dict[str, float] = {}
 
     t = time.time()
-    build_corpus(args.data_dir, args.workdir)
+    build_corpus(args.data_dir, args.workdir, args.corpus_size or None)
     timings["corpus"] = time.time() - t
     if args.corpus_only:
         return {}
@@ -85,45 +88,31 @@ def main(argv: list[str] | None = None) -> dict:
     recipe = Recipe(data_dir=args.data_dir, workdir=args.workdir, variant=args.variant,
                     units=args.units, steps=parse_steps(args.steps),
                     batch_size=args.batch_size, beam_size=args.beam_size)
-    run_dirs = {}
     t = time.time()
-    run_dirs["units_pretrain"] = recipe.run_dir("units_pretrain")
-    run_stage(recipe.stage1_config(), run_dirs["units_pretrain"])
-    timings["stage1"] = time.time() - t
-    t = time.time()
-    for lang in LOW_RESOURCE:
-        run_dirs[f"lmdecoder_{lang}"] = recipe.run_dir("lmdecoder", lang)
-        run_stage(recipe.stage2_config(lang), run_dirs[f"lmdecoder_{lang}"])
-    timings["stage2"] = time.time() - t
-    t = time.time()
-    for lang in LOW_RESOURCE:
-        for method in METHODS:
-            name = f"finetune_{lang}_{method}"
-            run_dirs[name] = recipe.run_dir("finetune", lang, method)
-            run_stage(recipe.stage3_config(lang, method), run_dirs[name])
-    timings["stage3"] = time.time() - t
-
-    t = time.time()
+    done = run_jobs(recipe.jobs(), workers=args.workers,
+                    log_dir=os.path.join(recipe.runs_dir, "logs"),
+                    initializer=init_process, initargs=(cache_dir,))
+    timings["runs"] = time.time() - t
+    timings.update({k.removesuffix("/seconds"): v for k, v in done.items()
+                    if k.endswith("/seconds")})
     results = {"variant": args.variant, "units": args.units,
                "high_resource": list(HIGH_RESOURCE), "low_resource": list(LOW_RESOURCE),
                "low_resource_clips": low_resource_clip_counts(recipe),
-               "units_pretrain": stage1_scores(recipe), "lmdecoder": {}, "finetune": {}}
-    for lang in LOW_RESOURCE:
-        results["lmdecoder"][lang] = test_scores(recipe.stage2_config(lang),
-                                                 run_dirs[f"lmdecoder_{lang}"], beam=True)
-        results["finetune"][lang] = {
-            method: test_scores(recipe.stage3_config(lang, method),
-                                run_dirs[f"finetune_{lang}_{method}"], beam=True)
-            for method in METHODS}
-    timings["evaluation"] = time.time() - t
-    results["timings_s"] = timings
+               "units_pretrain": done["test_units_pretrain"],
+               "lmdecoder": {lang: done["test_" + run_name("lmdecoder", lang)]
+                             for lang in LOW_RESOURCE},
+               "finetune": {lang: {m: done["test_" + run_name("finetune", lang, m)]
+                                   for m in METHODS} for lang in LOW_RESOURCE},
+               "timings_s": timings, "workers": args.workers}
     results["seconds"] = time.time() - start
     report.write(results, args.workdir)
+    run_dirs = {name: recipe.run_dir(*run) for name, run in recipe.runs().items()}
     report.learning_curves(run_dirs, os.path.join(args.workdir, "learning_curves.png"))
-    report.memory_heatmap(memory_attention(recipe, LOW_RESOURCE[0]),
+    report.memory_heatmap(done["memory_attention"],
                           os.path.join(args.workdir, "memory_attention.png"))
     print(report.markdown(results))
-    print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    print(f"wall time: corpus {timings['corpus']:.0f} s, runs and scoring "
+          f"{timings['runs']:.0f} s on {args.workers} worker(s); total {results['seconds']:.0f} s")
     print(f"outputs in {os.path.abspath(args.workdir)}")
     return results
 

@@ -25,6 +25,7 @@ from flax import nnx
 from configs import finetune as finetune_cfg
 from configs import lmdecoder as lmdecoder_cfg
 from configs import units_pretrain as units_pretrain_cfg
+from experiments.jobs import Job
 from lipjax import languages
 from lipjax.data.pipeline import make_loader
 from lipjax.tasks import get_task
@@ -92,9 +93,71 @@ class Recipe:
         config.model.beam_size = self.beam_size
         return config
 
+    def config(self, stage: str, lang: str | None = None,
+               method: str | None = None) -> ml_collections.ConfigDict:
+        """The config of run (`stage`, `lang`, `method`), as in `run_dir`."""
+        if stage == "units_pretrain":
+            return self.stage1_config()
+        if stage == "lmdecoder":
+            return self.stage2_config(lang)
+        return self.stage3_config(lang, method)
+
     def run_dir(self, stage: str, lang: str | None = None, method: str | None = None) -> str:
-        name = "_".join(x for x in (stage, lang, method) if x)
-        return os.path.join(self.runs_dir, name)
+        return os.path.join(self.runs_dir, run_name(stage, lang, method))
+
+    def runs(self) -> dict[str, tuple[str, ...]]:
+        """Every training run of the recipe: {name: (stage, lang, method)}."""
+        runs = [("units_pretrain",)] + [("lmdecoder", lang) for lang in LOW_RESOURCE]
+        runs += [("finetune", lang, method) for lang in LOW_RESOURCE for method in METHODS]
+        return {run_name(*run): run for run in runs}
+
+    def jobs(self) -> list[Job]:
+        """Every run and score of the recipe as jobs (experiments/jobs.py), in priority order:
+        stage 1 first (the longest chain), then what does not need it."""
+        train = lambda *run, after=(): Job(run_name(*run), train_run, (self, *run), after)
+        score = lambda *run, beam: Job("test_" + run_name(*run), score_run,
+                                       (self, beam, *run), (run_name(*run),))
+        jobs = [train("units_pretrain")]
+        jobs += [train("lmdecoder", lang) for lang in LOW_RESOURCE]
+        jobs += [train("finetune", lang, "scratch") for lang in LOW_RESOURCE]
+        for lang in LOW_RESOURCE:
+            jobs.append(train("finetune", lang, "nomemory", after=("units_pretrain",)))
+            jobs.append(train("finetune", lang, "memory",
+                              after=("units_pretrain", run_name("lmdecoder", lang))))
+        jobs.append(Job("test_units_pretrain", stage1_scores, (self,), ("units_pretrain",)))
+        # The LMDecoders' joint beam search costs more than it tells here: greedy and CTC only.
+        jobs += [score("lmdecoder", lang, beam=False) for lang in LOW_RESOURCE]
+        jobs += [score("finetune", lang, method, beam=True)
+                 for lang in LOW_RESOURCE for method in METHODS]
+        jobs.append(Job("memory_attention", memory_attention, (self, LOW_RESOURCE[0]),
+                        (run_name("finetune", LOW_RESOURCE[0], "memory"),)))
+        return jobs
+
+
+def run_name(stage: str, lang: str | None = None, method: str | None = None) -> str:
+    return "_".join(x for x in (stage, lang, method) if x)
+
+
+def init_process(cache_dir: str) -> None:
+    """Per process: quiet logs, and the persistent XLA cache so that runs of the same shapes
+    (it and pt, baselines a and b) reuse each other's compiled programs."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for noisy in ("absl", "orbax", "jax._src", "tensorflow_datasets", "grain"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def train_run(recipe: Recipe, stage: str, lang: str | None = None,
+              method: str | None = None) -> dict[str, Any]:
+    summary = run_stage(recipe.config(stage, lang, method), recipe.run_dir(stage, lang, method))
+    return {"step": int(summary["step"]), "eval": summary.get("eval")}
+
+
+def score_run(recipe: Recipe, beam: bool, stage: str, lang: str | None = None,
+              method: str | None = None) -> dict[str, float]:
+    return test_scores(recipe.config(stage, lang, method), recipe.run_dir(stage, lang, method),
+                       beam=beam)
 
 
 def run_stage(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

@@ -38,15 +38,15 @@ def markdown(results: dict[str, Any]) -> str:
     for code, r in results["units_pretrain"].items():
         label = "all five" if code == "all" else code
         lines.append(f"| {label} | {_pct(r.get('per'))} | {_pct(r.get('lid_accuracy'))} |")
-    lines += ["", "## Stage 2: LMDecoders (audio units → text)", "",
-              "| language | WER | CER | WER (beam) |", "|---|---|---|---|"]
+    lines += ["", f"## Stage 2: LMDecoders ({results['units']} units of the audio → text)", "",
+              "| language | WER | CER | WER (CTC) |", "|---|---|---|---|"]
     for code, r in results["lmdecoder"].items():
         lines.append(f"| {code} | {_pct(r.get('wer'))} | {_pct(r.get('cer'))} | "
-                     f"{_pct(r.get('wer_beam'))} |")
+                     f"{_pct(r.get('wer_ctc'))} |")
     timings = results.get("timings_s", {})
     if timings:
-        lines += ["", "Wall time per step of the demo (s): " + ", ".join(
-            f"{k} {v:.0f}" for k, v in timings.items()) + "."]
+        lines += ["", f"Wall time (s), {results.get('workers', 1)} run(s) at a time, so runs "
+                  "overlap: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + "."]
     lines += ["", "Plots: `learning_curves.png`, `memory_attention.png`.", ""]
     return "\n".join(lines)
 

@@ -138,7 +138,7 @@ def test_build_function_sizes_and_seed_are_deterministic(tmp_path: pathlib.Path)
         synth.build(["it"], ["video"], tmp_path / name, sizes=sizes, seed=1 if name == "c" else 0)
 
     def records(name: str) -> list[bytes]:
-        folder = tmp_path / name / "synthetic_lips" / "it_video" / "1.0.0"
+        folder = tmp_path / name / "synthetic_lips" / "it_video" / str(sl.Builder.VERSION)
         files = sorted(folder.glob("*.array_record*"))
         assert [f.name.split(".")[0].split("-")[1] for f in files] == ["test", "train",
                                                                        "validation"]

@@ -5,7 +5,8 @@
 
 Arguments (`:VARIANT,key=value,...`): variant tiny|small|base; langs (`+`-separated, default
 en+es+fr); unit_type phoneme (CTC over the shared IPA inventory) | acoustic (per-frame CE over
-k-means units); data_dir; builder; batch_size; steps.
+k-means units); phoneme_targets sequence (CTC) | frames (frame CE on the phone at each frame,
+synthetic corpora only: see lipjax/tasks/units_pretrain.py); data_dir; builder; batch_size; steps.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from configs import common
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = common.parse_arg(arg, {"langs": "en+es+fr", "unit_type": "phoneme",
-                                  "builder": "synthetic_lips", "batch_size": 0, "steps": 0})
+                                  "phoneme_targets": "sequence", "builder": "synthetic_lips",
+                                  "batch_size": 0, "steps": 0})
     v = args.variant
     langs = [code for code in args.langs.split("+") if code]
     config = ml_collections.ConfigDict()
@@ -25,7 +27,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.seed = 0
     config.data = common.data_config(args, [(f"{code}_video", 1.0) for code in langs])
     config.data.tokenize = False  # stage 1 needs no text tokens
-    config.model = common.model_config(args, unit_type=args.unit_type, languages=langs)
+    config.model = common.model_config(args, unit_type=args.unit_type, languages=langs,
+                                       phoneme_targets=args.phoneme_targets)
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 1e-3}[v],
                                        warmup_steps={"tiny": 2, "small": 50, "base": 5000}[v])
     config.train = common.train_config(

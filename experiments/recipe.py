@@ -73,6 +73,8 @@ class Recipe:
     def stage1_config(self) -> ml_collections.ConfigDict:
         config = units_pretrain_cfg.get_config(self.arg(
             langs="+".join(HIGH_RESOURCE + LOW_RESOURCE), unit_type=self.units,
+            # The synthetic corpus knows the phone at each frame: a dense stage-1 target.
+            phoneme_targets="frames" if self.units == "phoneme" else "sequence",
             steps=self.steps.get("units_pretrain", 0)))
         # The low-resource languages' few clips join the mix with a small weight so that the
         # language-ID head sees all five languages.

@@ -160,3 +160,26 @@ def test_workers_do_not_change_clips():
         for key in a.features:
             assert np.array_equal(a.features[key], b.features[key]), key
     assert ("pt", True, "train") in generate.last_report  # the out-of-inventory report
+
+
+def test_frame_phonemes_reach_the_batch(tmp_path: pathlib.Path):
+    """The per-frame phone labels (stage 1's dense phoneme target) survive the data pipeline."""
+    import ml_collections
+
+    from lipjax.data import source
+    from lipjax.data.pipeline import make_loader
+
+    _prepare("it_video", tmp_path, sizes={"train": 3, "validation": 0, "test": 0})
+    cfg = ml_collections.ConfigDict(dict(
+        builder="synthetic_lips", data_dir=str(tmp_path), sources=[("it_video", 1.0)],
+        batch_size=3, frame_buckets=(96,), max_frames=96, token_bucket=8, crop=88, hflip=False,
+        time_mask_frames=0, time_masks=0, tokenizer_vocab=1000, num_workers=0, tokenize=False))
+    batch = next(iter(make_loader(cfg, "train", train=False, seed=0)))
+    ds = source.open_source("synthetic_lips", "it_video", "train", str(tmp_path))
+    by_id = {source.as_str(ex["id"]): ex for ex in (ds[i] for i in range(len(ds)))}
+    for row, ex_id in enumerate(batch["id"]):
+        labels = by_id[ex_id]["frame_phonemes"]
+        n = int(batch["video_mask"][row].sum())
+        assert n == len(labels)
+        np.testing.assert_array_equal(batch["frame_phonemes"][row, :n], labels)
+        assert (batch["frame_phonemes"][row, n:] == 0).all()

@@ -12,7 +12,7 @@ from flax import nnx
 
 from lipjax import languages
 from lipjax.models import factory
-from lipjax.tasks import get_task
+from lipjax.tasks import get_task, units_pretrain
 from lipjax.tasks.common import WEIGHTS
 from lipjax.units.tokenizer import train_tokenizer
 
@@ -106,3 +106,30 @@ def test_lmdecoder_and_finetune_load_stages(data_dir, tmp_path):
     assert {"wer", "cer"} <= set(result)
     _, result = _run("finetune", _config("finetune", data_dir, use_memory=False))
     assert result["wer"] >= 0.0
+
+
+def test_units_pretrain_on_frame_phonemes(tmp_path):
+    """phoneme_targets='frames': frame CE on the phone of each frame; decoding merges repeats
+    and drops silence (id 0) and padding, so frames [0 5 5 0 7 7 7 3 0 3] read as [5 7 3 3]."""
+    config = _config("units_pretrain", tmp_path, unit_type="phoneme", phoneme_targets="frames")
+    task = get_task("units_pretrain")
+    model = task.create_model(config, nnx.Rngs(0))
+    host = _batch()
+    host["frame_phonemes"] = np.random.default_rng(1).integers(0, UNITS, (B, T)).astype(np.int32)
+    loss, metrics = nnx.jit(lambda m, b: task.loss_fn(m, b, nnx.Rngs(1)))(model, _device(host))
+    assert np.isfinite(float(loss)) and 0.0 <= float(metrics["unit_accuracy"]) <= 1.0
+    model.eval()
+    out = jax.tree.map(np.asarray, nnx.jit(task.eval_step)(model, _device(host)))
+    assert out["units"].shape[0] == B and (out["units_len"] <= T).all()
+
+    frames = jnp.asarray([[0, 5, 5, 0, 7, 7, 7, 3, 0, 3], [2, 2, 0, 4, 4, 9, 9, 1, 1, 1]])
+    mask = jnp.asarray(host["video_mask"])  # the second clip's last 3 frames are padding
+    units, lengths = units_pretrain.collapse_frames(frames, mask, drop_silence=True)
+    assert np.asarray(units)[0, :int(lengths[0])].tolist() == [5, 7, 3, 3]
+    assert np.asarray(units)[1, :int(lengths[1])].tolist() == [2, 4, 9]
+    units, lengths = units_pretrain.collapse_frames(frames, mask, drop_silence=False)
+    assert np.asarray(units)[0, :int(lengths[0])].tolist() == [0, 5, 0, 7, 3, 0, 3]
+
+    del host["frame_phonemes"]
+    with pytest.raises(ValueError, match="frame_phonemes"):
+        task.loss_fn(model, _device(host), nnx.Rngs(1))

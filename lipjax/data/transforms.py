@@ -70,12 +70,7 @@ class ClipTransform:
         if self.train and self.max_frames and frames > self.max_frames:
             return None  # too long for the largest training bucket: filtered out
         # Units are per 25 Hz audio frame; a video may differ by a frame at the end.
-        if len(units) > frames:
-            units = units[:frames]
-        elif 0 < len(units) < frames:
-            units = np.pad(units, (0, frames - len(units)), mode="edge")
-        elif len(units) == 0:
-            units = np.zeros(frames, np.int32)
+        units = fit_frames(units, frames)
         lang = as_str(ex["language"])
         text = as_str(ex["text"])
         out: dict[str, Any] = {
@@ -88,6 +83,9 @@ class ClipTransform:
                 "id": as_str(ex["id"]),
                 "text": text,
         }
+        if "frame_phonemes" in ex:  # the phone sounding at each frame (synthetic corpora)
+            out["frame_phonemes"] = fit_frames(np.asarray(ex["frame_phonemes"], np.int32),
+                                               frames)
         if self.with_video:
             rng = (np.random.default_rng([self.seed, self.process_index, index])
                    if self.train else None)
@@ -147,6 +145,15 @@ def _pad_ids(seqs: Sequence[np.ndarray], batch: int, multiple: int
     return ids, mask
 
 
+def fit_frames(labels: np.ndarray, frames: int) -> np.ndarray:
+    """Per-frame labels cut or edge-padded to `frames` (zeros when there are none)."""
+    if len(labels) == 0:
+        return np.zeros(frames, np.int32)
+    if len(labels) >= frames:
+        return labels[:frames]
+    return np.pad(labels, (0, frames - len(labels)), mode="edge")
+
+
 @dataclasses.dataclass
 class Collate:
     """List of clips -> one padded batch of exactly `batch_size` rows.
@@ -173,6 +180,10 @@ class Collate:
             frame_mask[i, :lengths[i]] = True
             units[i, :lengths[i]] = c["units"]
         batch: dict[str, np.ndarray] = {"units": units, "frame_mask": frame_mask}
+        if clips and all("frame_phonemes" in c for c in clips):
+            batch["frame_phonemes"] = np.zeros((b, t), np.int32)
+            for i, c in enumerate(clips):
+                batch["frame_phonemes"][i, :lengths[i]] = c["frame_phonemes"]
         if self.with_video:
             video = np.zeros((b, t, self.crop, self.crop), np.float32)
             scale = np.float32(1.0 / (255.0 * STD))

@@ -6,10 +6,12 @@ Sizes: "base" is auto_avsr's VSR model exactly (ResNet-18 width 64, 12-layer Con
 
 Keys read (defaults in `SIZES` / `DEFAULTS`): model.frontend_width, norm ("batch" | "group"),
 encoder ("conformer" | "transformer"), dim, heads, layers, ffn, kernel, dropout, unit_type
-("phoneme" | "acoustic"), unit_vocab (0 = phoneme inventory size for phonemes, 100 for acoustic
-units), num_languages (0 = all registered), lid_weight, languages (LMDecoder languages),
-text_vocab, memory_layers, decoder_layers, use_memory, memory_heads (0 = heads), memory_residual,
-ctc_weight, label_smoothing; train.dtype ("float32" | "bfloat16"), train.remat.
+("phoneme" | "acoustic"), phoneme_targets ("sequence": CTC on the clip's phonemes | "frames":
+frame CE on the phone sounding at each frame, where the corpus has it), unit_vocab (0 = phoneme
+inventory size for phonemes, 100 for acoustic units), num_languages (0 = all registered),
+lid_weight, languages (LMDecoder languages), text_vocab, memory_layers, decoder_layers,
+use_memory, memory_heads (0 = heads), memory_residual, ctc_weight, label_smoothing; train.dtype
+("float32" | "bfloat16"), train.remat.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 DEFAULTS: dict[str, Any] = dict(
     norm="batch", encoder="conformer", dropout=0.1, unit_type="phoneme", unit_vocab=0,
+    phoneme_targets="sequence",
     num_languages=0, lid_weight=0.1, languages=("en",), text_vocab=1000, use_memory=True,
     memory_heads=0, memory_residual=True, ctc_weight=0.1, label_smoothing=0.1,
     beam_size=10, decode_ctc_weight=0.3, length_penalty=0.0, max_decode_len=0,

@@ -39,6 +39,7 @@ class HParams:
     """Loss and decoding settings a task's loss_fn / eval_step need (they get no config)."""
 
     unit_type: str = "phoneme"
+    phoneme_targets: str = "sequence"
     lid_weight: float = 0.1
     ctc_weight: float = 0.1
     label_smoothing: float = 0.1
@@ -50,7 +51,8 @@ class HParams:
 
 def hparams(config: ml_collections.ConfigDict) -> HParams:
     g = lambda k: factory.get(config, k)
-    return HParams(unit_type=g("unit_type"), lid_weight=float(g("lid_weight")),
+    return HParams(unit_type=g("unit_type"), phoneme_targets=g("phoneme_targets"),
+                   lid_weight=float(g("lid_weight")),
                    ctc_weight=float(g("ctc_weight")), label_smoothing=float(g("label_smoothing")),
                    beam_size=int(g("beam_size")), decode_ctc_weight=float(g("decode_ctc_weight")),
                    length_penalty=float(g("length_penalty")),

@@ -99,7 +99,7 @@ def train_config(args: ml_collections.ConfigDict, num_steps: dict[str, int], *,
     """Loop, logging, checkpointing, mesh and precision. `num_steps` per variant."""
     v = args.variant
     steps = args.get("steps", 0) or num_steps[v]
-    every = {"tiny": max(steps // 2, 1), "small": max(steps // 3, 1), "base": 2000}[v]
+    every = {"tiny": max(steps // 2, 1), "small": max(steps // 2, 1), "base": 2000}[v]
     return ml_collections.ConfigDict({
         "num_steps": steps,
         "log_every": {"tiny": 1, "small": 10, "base": 100}[v],

@@ -80,8 +80,8 @@ class Recipe:
         # language-ID head sees all five languages.
         config.data.sources = [(f"{c}_video", 1.0 if c in HIGH_RESOURCE else self.lid_weight)
                                for c in HIGH_RESOURCE + LOW_RESOURCE]
-        # Stage 1 is not selected on validation (its last step is used): evaluate twice.
-        config.train.eval_every = max(config.train.num_steps // 2, 1)
+        # Stage 1 is not selected on validation (its last step is used): evaluate once, at the end.
+        config.train.eval_every = config.train.num_steps
         return config
 
     def stage2_config(self, lang: str) -> ml_collections.ConfigDict:
@@ -122,10 +122,10 @@ class Recipe:
         jobs = [train("units_pretrain")]
         jobs += [train("lmdecoder", lang) for lang in LOW_RESOURCE]
         jobs += [train("finetune", lang, "scratch") for lang in LOW_RESOURCE]
-        for lang in LOW_RESOURCE:
-            jobs.append(train("finetune", lang, "nomemory", after=("units_pretrain",)))
+        for lang in LOW_RESOURCE:  # the memory run is the longer: first
             jobs.append(train("finetune", lang, "memory",
                               after=("units_pretrain", run_name("lmdecoder", lang))))
+            jobs.append(train("finetune", lang, "nomemory", after=("units_pretrain",)))
         jobs.append(Job("test_units_pretrain", stage1_scores, (self,), ("units_pretrain",)))
         # The LMDecoders' joint beam search costs more than it tells here: greedy and CTC only.
         jobs += [score("lmdecoder", lang, beam=False) for lang in LOW_RESOURCE]

@@ -14,8 +14,12 @@ class Progress:
     def __init__(self, start: int, total: int, batch_size: int, enabled: bool | None = None):
         enabled = jax.process_index() == 0 if enabled is None else enabled
         self.batch_size = batch_size
+        # Into a log file (not a terminal): a line every 30 s, not a redraw every step.
+        interactive = sys.stderr.isatty()
         self._bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
-                         disable=not enabled, file=sys.stderr, smoothing=0.1)
+                         disable=not enabled, file=sys.stderr, smoothing=0.1,
+                         mininterval=0.1 if interactive else 30.0,
+                         ascii=None if interactive else True)
 
     def update(self, n: int = 1) -> None:
         self._bar.update(n)

@@ -54,7 +54,7 @@ class Recipe:
     data_dir: str
     workdir: str
     variant: str = "small"
-    units: str = "acoustic"
+    units: str = "phoneme"
     steps: dict[str, int] = dataclasses.field(default_factory=dict)
     batch_size: int = 0
     beam_size: int = 5

@@ -174,16 +174,15 @@ class Collate:
             raise ValueError(f"Collate got {len(clips)} clips for a batch of {b}.")
         lengths = [len(c["units"]) for c in clips]
         t = bucket(max(lengths, default=1), self.frame_buckets)
-        frame_mask = np.zeros((b, t), bool)
-        units = np.zeros((b, t), np.int32)
-        for i, c in enumerate(clips):
-            frame_mask[i, :lengths[i]] = True
-            units[i, :lengths[i]] = c["units"]
-        batch: dict[str, np.ndarray] = {"units": units, "frame_mask": frame_mask}
-        if clips and all("frame_phonemes" in c for c in clips):
-            batch["frame_phonemes"] = np.zeros((b, t), np.int32)
+        frame_mask = np.arange(t)[None] < np.array(lengths + [0] * (b - len(clips)))[:, None]
+        batch: dict[str, np.ndarray] = {"frame_mask": frame_mask}
+        # Per-frame labels: acoustic units always, the phone at each frame where a corpus has it.
+        per_frame = ["units"] + (["frame_phonemes"]
+                                 if clips and all("frame_phonemes" in c for c in clips) else [])
+        for key in per_frame:
+            batch[key] = np.zeros((b, t), np.int32)
             for i, c in enumerate(clips):
-                batch["frame_phonemes"][i, :lengths[i]] = c["frame_phonemes"]
+                batch[key][i, :lengths[i]] = c[key]
         if self.with_video:
             video = np.zeros((b, t, self.crop, self.crop), np.float32)
             scale = np.float32(1.0 / (255.0 * STD))

@@ -19,8 +19,10 @@ DEFAULT_DATA_DIR = os.environ.get("LIPJAX_DATA_DIR", "out/data")
 def parse_arg(arg: str | None, defaults: dict[str, Any]) -> ml_collections.ConfigDict:
     """`VARIANT,key=value,...` -> ConfigDict with `variant` and the keys of `defaults`.
 
-    Values are converted to the type of the default (int, float, bool, str).
+    Values are converted to the type of the default (int, float, bool, str); a boolean is
+    1/true/yes/y or 0/false/no/n (any case), anything else is an error rather than False.
     """
+    true, false = ("1", "true", "yes", "y"), ("0", "false", "no", "n")
     out = dict(defaults)
     out.setdefault("variant", "small")
     out.setdefault("data_dir", DEFAULT_DATA_DIR)
@@ -37,11 +39,16 @@ def parse_arg(arg: str | None, defaults: dict[str, Any]) -> ml_collections.Confi
                              f"{sorted(out)}")
         default = out[key]
         if isinstance(default, bool):
-            value = value.lower() in ("1", "true", "yes", "y")
-        elif isinstance(default, int):
-            value = int(value)
-        elif isinstance(default, float):
-            value = float(value)
+            if value.lower() not in true + false:
+                raise ValueError(f"config argument {key}={value!r}: expected a boolean, one of "
+                                 f"{true} or {false} (any case).")
+            value = value.lower() in true
+        elif isinstance(default, int | float):
+            try:
+                value = type(default)(value)
+            except ValueError:
+                raise ValueError(f"config argument {key}={value!r}: expected "
+                                 f"{type(default).__name__}.") from None
         out[key] = value
     if out["variant"] not in VARIANTS:
         raise ValueError(f"config argument: variant must be one of {VARIANTS}, "

@@ -4,10 +4,14 @@
         --workdir out/runs/finetune_it_memory
 
 Arguments: variant tiny|small|base; lang (required); init:
-  memory   (the proposed model) visual encoder from stage 1 + the language's LMDecoder from
-           stage 2, visual states read the language's unit memory;
-  nomemory (baseline b) stage-1 encoder + a plain decoder, no memory;
-  scratch  (baseline a) everything trained from scratch on the low-resource clips.
+  memory    (the proposed model) visual encoder from stage 1 + the language's LMDecoder from
+            stage 2; visual states read the language's unit memory by learnt attention;
+  posterior (the proposed model, posterior addressing) as memory, but the stage-1 unit head's
+            posteriors weight the memory slots;
+  noread    (ablation c) stage-1 encoder + the stage-2 LMDecoder's weights, no memory read
+            (separates "the LMDecoder's trained decoder" from "the memory lookup");
+  nomemory  (baseline b) stage-1 encoder + a plain decoder, no memory;
+  scratch   (baseline a) everything trained from scratch on the low-resource clips.
 runs_dir (default out/runs) is where stages 1 and 2 wrote their workdirs
 (`units_pretrain`, `lmdecoder_{lang}`); units acoustic|phoneme (must match stage 2's: the
 memory is its unit embedding table); data_dir; builder; batch_size; steps.
@@ -21,7 +25,8 @@ import ml_collections
 
 from configs import common
 
-INITS = ("memory", "nomemory", "scratch")
+INITS = ("memory", "posterior", "noread", "nomemory", "scratch")
+ADDRESSING = {"memory": "attention", "posterior": "posterior"}  # the others read no memory
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -40,15 +45,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.lang = args.lang
     config.data = common.data_config(args, [(f"{args.lang}_video", 1.0)])
     config.model = common.model_config(args, unit_type=args.units, languages=[args.lang],
-                                       use_memory=args.init == "memory")
+                                       memory_addressing=ADDRESSING.get(args.init, "none"))
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 3e-4}[v],
                                        warmup_steps={"tiny": 1, "small": 10, "base": 1000}[v])
     config.train = common.train_config(args, {"tiny": 4, "small": 60, "base": 20_000},
                                        best_metric="wer")
+    stage1 = os.path.join(args.runs_dir, "units_pretrain")
     config.init = ml_collections.ConfigDict({  # read by lipjax/tasks/finetune.py
-        "mode": args.init,
-        "encoder": "" if args.init == "scratch" else os.path.join(args.runs_dir, "units_pretrain"),
+        "encoder": "" if args.init == "scratch" else stage1,
+        "unit_head": stage1 if args.init == "posterior" else "",
         "lmdecoder": (os.path.join(args.runs_dir, f"lmdecoder_{args.lang}")
-                      if args.init == "memory" else ""),
+                      if args.init in ("memory", "posterior", "noread") else ""),
     })
     return config

@@ -21,20 +21,24 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from lipjax import languages
-from lipjax.data import features as features_lib
+from data_builders import features as features_lib
+from lipjax import languages, schema
 from lipjax.units import corpus_units
 
 log = logging.getLogger(__name__)
 
 # Why an item is skipped; the build log counts each.
 MISSING_FILE = "missing_file"
+NO_VIDEO_STREAM = "no_video_stream"  # an audio-only file in a video config
 UNDECODABLE_VIDEO = "undecodable_video"
 UNDECODABLE_AUDIO = "undecodable_audio"
 NO_FACE = "no_face"
 EMPTY_TRANSCRIPT = "empty_transcript"
 NON_UTF8_TRANSCRIPT = "non_utf8_transcript"
 BAD_TRANSCRIPT = "bad_transcript"
+# Not a broken file: the item is of another modality than the config reads (a manifest may mix
+# audio recordings and videos; the video config leaves the audio ones to the audio config).
+OTHER_MODALITY = frozenset({NO_VIDEO_STREAM})
 
 _PHONEMIZE_BATCH = 64
 
@@ -53,13 +57,16 @@ class BadItem(Exception):
 
 class BadItemLog:
     """Counts skipped items per reason and keeps the first few paths of each, for the build log;
-    also counts phones that the shared inventory lacks (they are dropped from `phoneme_ids`)."""
+    also counts phones that the shared inventory lacks (they are dropped from `phoneme_ids`) and
+    espeak-ng's unknown markers (`??`, never phones)."""
 
-    def __init__(self, where: str, keep: int = 5) -> None:
-        self.where, self.keep, self.kept = where, keep, 0
+    def __init__(self, where: str, keep: int = 5, language: str = "") -> None:
+        self.where, self.keep, self.kept, self.language = where, keep, 0, language
         self.counts: collections.Counter[str] = collections.Counter()
         self.examples: dict[str, list[str]] = collections.defaultdict(list)
         self.unknown_phones: collections.Counter[str] = collections.Counter()
+        self.espeak_markers: collections.Counter[str] = collections.Counter()
+        self.phones = 0  # phones kept in phoneme_ids
 
     def skip(self, reason: str, path: str, detail: str = "") -> None:
         self.counts[reason] += 1
@@ -67,15 +74,35 @@ class BadItemLog:
             self.examples[reason].append(f"{path} ({detail})" if detail else path)
 
     def report(self) -> str:
-        """Logs and returns one summary line per reason (a warning when anything was skipped)."""
-        total = sum(self.counts.values())
-        lines = [f"{self.where}: wrote {self.kept} clips, skipped {total}."]
-        for reason, count in self.counts.most_common():
-            lines.append(f"  {reason}: {count}, e.g. " + "; ".join(self.examples[reason]))
-        if self.unknown_phones:
-            lines.append(f"  phones not in the inventory: {dict(self.unknown_phones)}")
+        """Logs and returns the split's summary: clips written, broken items per reason, items
+        of the other modality apart from them, and phones missing from the inventory. A warning
+        when anything is broken or a phone is missing; info otherwise."""
+        other = sum(n for r, n in self.counts.items() if r in OTHER_MODALITY)
+        broken = sum(self.counts.values()) - other
+        lines = [f"{self.where}: wrote {self.kept} clips, skipped {broken + other} "
+                 f"({broken} broken or unusable, {other} of another modality)."]
+        for title, mine in (("broken or unusable:", False),
+                            ("of another modality (for the other config; not a problem):", True)):
+            reasons = [(r, n) for r, n in self.counts.most_common()
+                       if (r in OTHER_MODALITY) == mine]
+            lines += [f"  {title}"] if reasons else []
+            lines += [f"    {r}: {n}, e.g. " + "; ".join(self.examples[r]) for r, n in reasons]
+        missing = sum(self.unknown_phones.values())
+        if missing:
+            total = missing + self.phones
+            top = ", ".join(f"{p} {n}" for p, n in self.unknown_phones.most_common())
+            lines.append(
+                    f"  PHONES MISSING FROM THE INVENTORY: {missing} of {total} phones "
+                    f"({100 * missing / total:.1f} %) are not in lipjax/units/ipa_inventory.txt "
+                    f"and were left out of phoneme_ids: {top}. Phoneme units of language "
+                    f"{self.language!r} are incomplete; append them under a '# + "
+                    f"{self.language}' section at the end of that file (acoustic units are "
+                    "unaffected).")
+        if self.espeak_markers:
+            lines.append(f"  espeak-ng could not pronounce {sum(self.espeak_markers.values())} "
+                         f"letters (its '??' markers, left out): check the transcripts' script.")
         message = "\n".join(lines)
-        (log.warning if total else log.info)(message)
+        (log.warning if broken or missing or self.espeak_markers else log.info)(message)
         return message
 
 
@@ -167,7 +194,7 @@ def load_audio(path: epath.Path, start: float | None = None, end: float | None =
     """int16 16 kHz mono samples of `path`, optionally only [start, end) seconds."""
     if not path.exists():
         raise BadItem(MISSING_FILE, f"no audio {path.name}")
-    return cut(_decode_audio(os.fspath(path)), start, end, features_lib.SAMPLE_RATE,
+    return cut(_decode_audio(os.fspath(path)), start, end, schema.SAMPLE_RATE,
                UNDECODABLE_AUDIO)
 
 
@@ -189,10 +216,12 @@ def decode_gray_video(path: epath.Path) -> np.ndarray:
     if not path.exists():
         raise BadItem(MISSING_FILE, f"no video {path.name}")
     try:
-        frames = list(preprocess.iter_video(os.fspath(path), features_lib.FPS, pix_fmt="gray"))
+        frames = list(preprocess.iter_video(os.fspath(path), schema.FPS, pix_fmt="gray"))
+    except preprocess.NoVideoError as e:
+        raise BadItem(NO_VIDEO_STREAM, str(e)) from None
     except preprocess.PreprocessError as e:
         raise BadItem(UNDECODABLE_VIDEO, str(e)) from None
-    size = features_lib.ROI_SIZE
+    size = schema.ROI_SIZE
     if not frames or frames[0].shape != (size, size):
         found = f"{frames[0].shape[1]}x{frames[0].shape[0]}" if frames else "no frames"
         raise BadItem(UNDECODABLE_VIDEO, f"expected {size}x{size} crops, found {found}")
@@ -216,6 +245,8 @@ def _roi_or_error(path: str) -> np.ndarray | BadItem:
         video = np.asarray(preprocess.mouth_roi(path), np.uint8)
     except preprocess.NoFaceError as e:
         return BadItem(NO_FACE, str(e))
+    except preprocess.NoVideoError as e:
+        return BadItem(NO_VIDEO_STREAM, str(e))
     except preprocess.PreprocessError as e:
         return BadItem(UNDECODABLE_VIDEO, str(e))
     return video if len(video) else BadItem(UNDECODABLE_VIDEO, "no frames")
@@ -303,9 +334,24 @@ class ManualCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         return self.dataset_info_from_configs(features=features_lib.clip_features(
                 self.builder_config.with_video, self.extra_features()))
 
+    def split_source(self, root: epath.Path, split: str) -> str:
+        """Where a split's clips are listed (for messages about it); builders name the folder or
+        file of their layout."""
+        return f"{root} (split {split})"
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         self._manual_dir = epath.Path(dl_manager.manual_dir)
-        splits = self.list_clips(self.find_root(self._manual_dir))
+        root = self.find_root(self._manual_dir)
+        listed = self.list_clips(root)
+        splits = {name: clips for name, clips in listed.items() if clips}
+        for name in listed.keys() - splits.keys():  # TFDS refuses a split without examples
+            log.warning("%s/%s: no clips listed for split %r in %s; the split is left out.",
+                        self.name, self.builder_config.name, name, self.split_source(root, name))
+        if not splits:
+            raise LayoutError(f"{self.name}/{self.builder_config.name}: found no clips in any "
+                              f"split under {root}; expected " + "; ".join(
+                                      self.split_source(root, n) for n in listed or ["train"]))
+        self._root = root
         units = self._corpus_units(splits)
         return {name: self._generate_examples(clips, name, units) for name, clips in splits.items()}
 
@@ -351,7 +397,7 @@ class ManualCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
         example: dict[str, Any] = {"text": text, **dict(clip.extra)}
         if config.with_video:
             example["video"] = cut(self._video(clip.path), clip.start, clip.end,
-                                   features_lib.FPS, UNDECODABLE_VIDEO)
+                                   schema.FPS, UNDECODABLE_VIDEO)
         example["audio"] = self._audio(clip)
         return example
 
@@ -372,7 +418,7 @@ class ManualCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     def _generate_examples(self, clips: list[Clip], split: str,
                            units: corpus_units.CorpusUnits | None):
         config = self.builder_config
-        bad = BadItemLog(f"{self.name}/{config.name} split {split}")
+        bad = BadItemLog(f"{self.name}/{config.name} split {split}", language=config.language)
         for start in range(0, len(clips), _PHONEMIZE_BATCH):
             ready = []
             for clip in clips[start:start + _PHONEMIZE_BATCH]:
@@ -380,15 +426,21 @@ class ManualCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                     ready.append((clip, self._load(clip)))
                 except BadItem as e:  # named by its last path parts: the corpus-relative name
                     bad.skip(e.reason, "/".join(clip.path.parts[-3:]), e.detail)
-            phones = corpus_units.phoneme_units([ex["text"] for _, ex in ready], config.language)
+            phones = corpus_units.phoneme_units([ex["text"] for _, ex in ready], config.language,
+                                                markers=bad.espeak_markers)
             for (clip, example), (phone_str, ids, unknown) in zip(ready, phones, strict=True):
                 bad.unknown_phones.update(unknown)
+                bad.phones += len(ids)
                 example.update(id=clip.id, language=config.language, speaker=clip.speaker,
                                phonemes=phone_str, phoneme_ids=ids,
                                units=units(example["audio"]) if units else np.zeros(0, np.int32))
                 bad.kept += 1
                 yield clip.id, example
-        bad.report()
+        report = bad.report()
+        if not bad.kept:  # TFDS would stop with "No examples were yielded", naming nothing
+            source = self.split_source(self._root, split)
+            raise LayoutError(f"Every clip of split {split!r} ({source}) was skipped, so the "
+                              f"split cannot be written:\n{report}")
 
 
 @functools.cache

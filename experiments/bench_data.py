@@ -4,8 +4,9 @@
     python -m experiments.bench_data --skip_corpus    # pipeline only
 
 "Per core" = clips / CPU seconds (this process + its children), so the number does not depend on
-how many cores the machine happened to have free. Corpus generation times `lipjax.synth.build` of
-a small synthetic_lips/en_video (speech synthesis, rendering, units, array_record writing). The
+how many cores the machine happened to have free. Corpus generation times
+`data_builders.synthetic_lips.build` of a small synthetic_lips/en_video (speech synthesis,
+rendering, units, array_record writing). The
 pipeline is measured on 3-second clips
 (75 frames of 96x96 stored, random-cropped to 88x88, flipped, time-masked, tokenised, batched) from
 an array_record corpus of fixed-length clips written here; the reported figure is the median over
@@ -99,14 +100,15 @@ def timed(fn):
 
 
 def bench_corpus(root: str, clips: int, repeats: int) -> list[float]:
-    """clips per CPU-second of `lipjax.synth.build` (generate + write synthetic_lips/en_video).
+    """clips per CPU-second of `data_builders.synthetic_lips.build` (generate + write
+    synthetic_lips/en_video).
 
     The shared unit codebook is fitted once beforehand and copied into each repeat's data_dir:
     it is a one-off per corpus, not a per-clip cost. `clips` <= 15 keeps generation in-process
     (the generator uses one worker per 8 clips), so the CPU accounting is exact.
     """
     from data_builders.synthetic_lips import synthetic_lips_dataset_builder as synthetic_lips
-    from lipjax.synth import build
+    from data_builders.synthetic_lips.build import build
 
     warm = os.path.join(root, "corpus_warm")
     synthetic_lips.shared_codebook(warm)  # also warms espeak-ng up

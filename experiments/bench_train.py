@@ -175,6 +175,7 @@ def peak_bytes() -> float | None:
 def bench_one(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     from flax import nnx
 
+    from lipjax.data import sharding as sharding_lib
     from lipjax.tasks import get_task
     from lipjax.train import mesh as mesh_lib
     from lipjax.train import schedules
@@ -193,7 +194,7 @@ def bench_one(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         model.train()
         n_params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
         step = make_train_step(task, schedules.make_schedule(config.optim, 10_000))
-        batch = mesh_lib.to_global(random_batch(batch_size, frames, config), mesh)
+        batch = sharding_lib.to_global(random_batch(batch_size, frames, config), mesh)
         t0 = time.perf_counter()
         jax.block_until_ready(step(model, optimizer, rngs, batch)["loss"])
         compile_s = time.perf_counter() - t0
@@ -288,6 +289,7 @@ def check_padding() -> dict[str, Any]:
 
 def check_train_steps(task_name: str, dtype: str, steps: int = 3) -> dict[str, Any]:
     """A few tiny train steps: finite loss and grad norm; the loss moves."""
+    from lipjax.data import sharding as sharding_lib
     from lipjax.tasks import get_task
     from lipjax.train import mesh as mesh_lib
     from lipjax.train import schedules
@@ -302,7 +304,7 @@ def check_train_steps(task_name: str, dtype: str, steps: int = 3) -> dict[str, A
         model, optimizer, rngs = create_train_state(task, config, mesh, tx)
         model.train()
         step = make_train_step(task, schedules.make_schedule(config.optim, 100))
-        batch = mesh_lib.to_global(random_batch(4, 16, config, seed=1), mesh)
+        batch = sharding_lib.to_global(random_batch(4, 16, config, seed=1), mesh)
         losses, gnorms = [], []
         for _ in range(steps):
             out = step(model, optimizer, rngs, batch)

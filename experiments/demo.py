@@ -43,8 +43,8 @@ def parse_steps(text: str) -> dict[str, int]:
 def build_corpus(data_dir: str, workdir: str, sizes: int | None = None) -> None:
     """Video of all five languages; audio-text (for the LMDecoders) and tokenizers of the
     low-resource ones, the only languages the recipe decodes to text."""
-    from lipjax.synth.build import build
-    from lipjax.units import tokenizer
+    from data_builders.synthetic_lips.build import build
+    from lipjax.data import tokenizer
 
     build(HIGH_RESOURCE + LOW_RESOURCE, ["video"], data_dir, sizes)
     build(LOW_RESOURCE, ["audio"], data_dir, sizes)

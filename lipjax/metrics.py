@@ -1,5 +1,5 @@
 """Host-side evaluation metrics: WER / CER (jiwer, corpus level), unit error rate (PER) by edit
-distance, language-ID accuracy.
+distance, viseme error rate (VER), language-ID accuracy.
 
 Corpus-level rates (total edits / total reference length) rather than a mean of per-utterance
 rates, as reported in the lip-reading literature. An empty reference contributes its
@@ -32,6 +32,33 @@ def error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> float:
         raise ValueError(f"error_rate: {len(refs)} references but {len(hyps)} hypotheses")
     edits = sum(edit_distance(r, h) for r, h in zip(refs, hyps, strict=True))
     return edits / max(sum(len(r) for r in refs), 1)
+
+
+def to_visemes(phones: Sequence[str]) -> list[str]:
+    """Phones → viseme classes (lipjax/synth/visemes.py), runs of one class merged.
+
+    Lips show a class, not a phone (p/b/m look the same), and two neighbouring phones of one
+    class are one gesture on screen, so the merged class sequence is what lips can tell. A
+    phone with no class keeps its own name (it can only match itself).
+    """
+    from lipjax.synth import visemes
+
+    out: list[str] = []
+    for phone in phones:
+        try:
+            classes = visemes.classes(phone)
+        except KeyError:
+            classes = (f"<{phone}>",)
+        for cls in classes:
+            if cls != "silence" and (not out or out[-1] != cls):
+                out.append(cls)
+    return out
+
+
+def viseme_error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> float:
+    """Error rate between phone sequences after mapping both sides to viseme classes: the
+    limit of what lip reading can resolve without language knowledge."""
+    return error_rate([to_visemes(r) for r in refs], [to_visemes(h) for h in hyps])
 
 
 def _rate(refs: Sequence[str], hyps: Sequence[str], fn) -> float:

@@ -36,12 +36,13 @@ EDITS = [
 SPLITS = {"train": 8, "validation": 2, "test": 2}
 
 
-def make_package(root: pathlib.Path) -> pathlib.Path:
+def make_package(root: pathlib.Path, name: str = NAME,
+                 edits: list[tuple[str, str, str]] = EDITS) -> pathlib.Path:
     """`cp -r data_builders/TEMPLATE <root>/nl_corpus` + the guide's edits."""
-    package = root / NAME
+    package = root / name
     shutil.copytree(REPO / "data_builders" / "TEMPLATE", package,
                     ignore=shutil.ignore_patterns("__pycache__", "test_*.py"))
-    for name, old, new in EDITS:
+    for name, old, new in edits:
         path = package / name
         lines = path.read_text().split("\n")
         hits = [i for i, line in enumerate(lines) if line.strip() == old]
@@ -62,7 +63,7 @@ def export_clips(folder: str, sizes: dict[str, int]) -> None:
     from lipjax.synth.generate import ClipConfig, make_clip
 
     out = pathlib.Path(folder)
-    config = ClipConfig(language="nl", video=True, num_speakers=3)
+    config = ClipConfig(language="nl", video=True)
     rows = []
     for split, count in sizes.items():
         made, index = 0, 0
@@ -101,7 +102,8 @@ def built(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path, int]:
     clips, data = root / "my_dutch_clips", root / "data"
     run(["-c", f"from tests.test_adding_a_language import export_clips; "
                f"export_clips({str(clips)!r}, {SPLITS!r})"], root)
-    log = run(["-m", NAME, "build", "--manual_dir", str(clips), "--data_dir", str(data)], root)
+    log = run(["-m", "data_builders", NAME, "--manual_dir", str(clips), "--data_dir", str(data)],
+              root)
     assert "missing_file: 1" in log and "lost.mp4" in log, log[-3000:]
     log = run(["-m", NAME, "tokenizer", "--data_dir", str(data), "--vocab_size", "60"], root)
     pieces = int(re.search(r"tokenizer nl: (\d+) pieces", log).group(1))
@@ -125,6 +127,27 @@ for config in ("nl_video", "nl_audio"):
 print("ok")
 """
     assert "ok" in run(["-c", check], root)
+
+
+def test_template_test_passes_as_written(built):
+    """Step 7: the template's test, copied and given the package name and the split sizes of its
+    dummy data, passes for a package that keeps the template's shared-codebook setting."""
+    root, _, _ = built
+    package = make_package(root / "tpl", name="nl_tpl", edits=EDITS[:5] + EDITS[7:])
+    shutil.copytree(root / "my_dutch_clips", package / "dummy_data")
+    test = (REPO / "data_builders" / "TEMPLATE" / "test_TEMPLATE.py").read_text()
+    for old, new in [('PACKAGE = "data_builders.TEMPLATE"', 'PACKAGE = "nl_tpl"'),
+                     ('{"train": 2, "validation": 1, "test": 1}', repr(SPLITS)),
+                     ('"skipped 0"', '"skipped 1"')]:  # the manifest's missing file
+        assert old in test, f"data_builders/TEMPLATE/test_TEMPLATE.py no longer has {old!r}"
+        test = test.replace(old, new)
+    (root / "tpl" / "test_nl_tpl.py").write_text(test)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "tpl"), str(REPO)]),
+               JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(root / "tpl" / "test_nl_tpl.py")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:]
 
 
 @pytest.mark.slow

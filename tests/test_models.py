@@ -108,7 +108,7 @@ def test_base_size_is_auto_avsr():
     """Parameter count of the auto_avsr architecture (no memory, no memory encoder, vocab 5049)
     without allocating it: ≈ 250.4 M as reported for auto_avsr's VSR model."""
     config = _config()
-    config.model = factory.model_config("base", use_memory=False, memory_layers=0,
+    config.model = factory.model_config("base", memory_addressing="none", memory_layers=0,
                                         text_vocab=5049, unit_vocab=12, languages=("en",))
     shapes = nnx.eval_shape(lambda: factory.lipreader(config, nnx.Rngs(0)))
     n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(shapes, nnx.Param)))

@@ -28,11 +28,15 @@ def test_video_config_skips_bad_rows(tmp_path):
     assert " | " in ex["phonemes"] and len(ex["phoneme_ids"]) > 10
     assert examples["validation"][0]["id"] == "clips/spk2/thanks"  # "dev" -> validation
     for reason, count, path in [("missing_file", 1, "gone.mp4"),
-                                ("undecodable_video", 2, "broken.mp4"),
+                                ("undecodable_video", 1, "broken.mp4"),
                                 ("no_face", 1, "wall.mp4"),
-                                ("empty_transcript", 1, "cough.mp4")]:
+                                ("empty_transcript", 1, "cough.mp4"),
+                                ("no_video_stream", 1, "news.wav")]:
         line = next(x for x in log.splitlines() if x.strip().startswith(reason + ":"))
         assert f"{reason}: {count}," in line and path in line, log
+    # The audio recording in the mixed manifest is not counted as a broken video.
+    assert "skipped 5 (4 broken or unusable, 1 of another modality)" in log
+    assert "news.wav" not in log.split("broken or unusable:")[1].split("of another modality")[0]
 
 
 def test_audio_config_from_kwargs(tmp_path):

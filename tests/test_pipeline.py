@@ -220,7 +220,7 @@ def test_missing_dataset_error_names_everything(tmp_path):
     for part in (fb.BUILDER, "en_video", str(tmp_path), "Build it with"):
         assert part in message
     command = source.build_command("synthetic_lips", "it_video", "/data")
-    assert command == ("python -m lipjax.synth.build --data_dir /data --langs it "
+    assert command == ("python -m data_builders.synthetic_lips --data_dir /data --langs it "
                        "--modalities video")
 
 

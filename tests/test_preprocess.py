@@ -11,6 +11,11 @@ source frame that 25 fps resampling picked (nearest timestamp: round(i * 30 / 25
 
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from skimage import data, transform
@@ -27,9 +32,9 @@ from lipjax.preprocess import (
     write_video,
     write_wav,
 )
-from lipjax.preprocess.__main__ import main as cli_main
-from lipjax.preprocess.__main__ import process
 from lipjax.preprocess.alignment import apply, fit_similarity
+from lipjax.preprocess.crop_folder import main as cli_main
+from lipjax.preprocess.crop_folder import process
 from lipjax.preprocess.landmarks import fill_missing
 from lipjax.preprocess.media import resample_frames
 
@@ -201,7 +206,7 @@ def test_cli_crops_a_folder(tmp_path, moving_face):
     (src / "manifest.csv").write_text("path,transcript,speaker,split\n"
                                       "spk1/clip.mov,\"Hi, you\",spk1,train\n"
                                       "spk1/speech.wav,hello,spk1,train\n")
-    assert cli_main([str(src), str(out), "--workers", "1", "--format", "mp4"]) == 0
+    assert cli_main([str(src), str(out), "--workers", "1", "--format", "mp4"]) == 1  # broken.mkv
     crops, fps = load_video(str(out / "spk1" / "clip.mp4"))
     assert crops.shape == (8, 96, 96, 3) and fps == 25
     assert len(load_audio(str(out / "spk1" / "clip.mp4"))) > 4000
@@ -217,3 +222,26 @@ def test_npz_output(tmp_path, moving_face):
     process(str(tmp_path / "clip.mp4"), str(tmp_path / "o" / "clip.npz"), "npz", "dlib68")
     with np.load(tmp_path / "o" / "clip.npz") as npz:
         assert npz["video"].shape == (5, 96, 96) and "audio" not in npz
+
+
+def test_cli_as_a_process_with_two_workers(tmp_path, moving_face):
+    """From the shell, as users run it: spawned workers start (they import crop_folder, not the
+    parent's __main__), every clip is reported, and a failed clip makes the exit status 1."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    frames, _ = load_video(moving_face, fps=None)
+    for name in ("a", "b"):
+        (src / name).mkdir(parents=True)
+        write_video(str(src / name / "clip.mp4"), frames[:6], fps=SRC_FPS)
+    (src / "b" / "broken.mp4").write_text("garbage")
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "lipjax.preprocess", str(src), str(out), "--workers", "2"]
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    proc = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "2 clips cropped, 0 already there, 1 failed" in proc.stdout, proc.stdout
+    assert "broken.mp4" in proc.stdout and "AttributeError" not in proc.stderr
+    assert (out / "a" / "clip.npz").exists() and (out / "b" / "clip.npz").exists()
+    missing = subprocess.run([*command[:3], str(tmp_path / "nowhere"), str(out)], cwd=repo,
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2
+    assert f"Input folder {tmp_path / 'nowhere'} does not exist" in missing.stderr

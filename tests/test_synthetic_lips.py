@@ -116,7 +116,7 @@ def test_config_builds_and_reads_back(config: str, data_dir: pathlib.Path):
     seen = _check_like_dataset_builder_test_case(builder, config, data_dir)
     inventory = phonemes.load_inventory()
     for ex in (ex for exs in seen.values() for ex in exs):
-        assert ex["language"] == lang and ex["speaker"].startswith(f"{lang}_spk")
+        assert ex["language"] == lang and ex["speaker"].startswith("spk")
         frames = -(-len(ex["audio"]) // SAMPLES_PER_FRAME)
         assert 1.0 <= len(ex["audio"]) / 16000 <= 3.0 + 1e-6
         assert ex["units"].shape == (frames,) and ex["units"].max() < sl.UNITS_K
@@ -131,11 +131,11 @@ def test_config_builds_and_reads_back(config: str, data_dir: pathlib.Path):
 
 
 def test_build_function_sizes_and_seed_are_deterministic(tmp_path: pathlib.Path):
-    from lipjax import synth
+    from data_builders.synthetic_lips.build import build
 
     sizes = {"train": 2, "validation": 1, "test": 1}
     for name in ("a", "b", "c"):
-        synth.build(["it"], ["video"], tmp_path / name, sizes=sizes, seed=1 if name == "c" else 0)
+        build(["it"], ["video"], tmp_path / name, sizes=sizes, seed=1 if name == "c" else 0)
 
     def records(name: str) -> list[bytes]:
         folder = tmp_path / name / "synthetic_lips" / "it_video" / str(sl.Builder.VERSION)
@@ -183,3 +183,25 @@ def test_frame_phonemes_reach_the_batch(tmp_path: pathlib.Path):
         assert n == len(labels)
         np.testing.assert_array_equal(batch["frame_phonemes"][row, :n], labels)
         assert (batch["frame_phonemes"][row, n:] == 0).all()
+
+
+def test_speakers_are_shared_across_languages_and_held_out_by_split():
+    """One pool for all languages (a face says nothing about the language); validation and
+    test speakers never speak in train."""
+    from lipjax.synth import speakers
+
+    seen: dict[str, dict[str, set[str]]] = {}
+    for lang in ("en", "es", "it"):
+        config = generate.ClipConfig(lang, video=False)
+        for split in generate.SPLITS:
+            for index in range(8):
+                clip = generate.make_clip(config, split, index, None)
+                seen.setdefault(split, {}).setdefault(clip.features["speaker"], set()).add(lang)
+    train = set(seen["train"])
+    assert not train & set(seen["validation"]) and not train & set(seen["test"])
+    assert not set(seen["validation"]) & set(seen["test"])
+    assert any(len(langs) >= 2 for langs in seen["train"].values())
+    # Appearance and voice character depend on the speaker alone, not on the language.
+    en, it = speakers.make_speaker("en", 3), speakers.make_speaker("it", 3)
+    assert en.id == it.id and en.skin == it.skin and en.voice.pitch == it.voice.pitch
+    assert en.voice.espeak_voice != it.voice.espeak_voice

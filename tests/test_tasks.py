@@ -98,14 +98,38 @@ def test_lmdecoder_and_finetune_load_stages(data_dir, tmp_path):
     got = nnx.state(model, WEIGHTS).to_pure_dict()
     want1 = nnx.state(stage1, WEIGHTS).to_pure_dict()
     want2 = nnx.state(stage2, WEIGHTS).to_pure_dict()
-    for a, b in ((got["encoder"], want1["encoder"]), (got["frontend"], want1["frontend"]),
-                 (got["decoders"], want2["decoders"])):
+    for a, b in ((got["visual"], want1["visual"]), (got["decoders"], want2["decoders"])):
         jax.tree.map(np.testing.assert_array_equal, a, b)
 
     _, result = _run("finetune", config)
     assert {"wer", "cer"} <= set(result)
-    _, result = _run("finetune", _config("finetune", data_dir, use_memory=False))
-    assert result["wer"] >= 0.0
+
+    # Ablation (c): the stage-2 LMDecoder's weights, no memory read.
+    config_c = _config("finetune", data_dir, unit_type="acoustic", memory_addressing="none")
+    config_c.init = dict(config.init)
+    model_c = finetune.create_model(config_c, nnx.Rngs(8))
+    finetune.load_pretrained(model_c, config_c)
+    assert model_c.memory_read is None
+    jax.tree.map(np.testing.assert_array_equal,
+                 nnx.state(model_c, WEIGHTS).to_pure_dict()["decoders"], want2["decoders"])
+
+    # Posterior addressing: the stage-1 unit head (loaded) weights the memory slots.
+    config_p = _config("finetune", data_dir, unit_type="acoustic",
+                       memory_addressing="posterior")
+    config_p.init = {**config.init, "unit_head": str(tmp_path / "s1")}
+    model_p = finetune.create_model(config_p, nnx.Rngs(9))
+    finetune.load_pretrained(model_p, config_p)
+    jax.tree.map(np.testing.assert_array_equal,
+                 nnx.state(model_p, WEIGHTS).to_pure_dict()["unit_head"], want1["unit_head"])
+    model_p.eval()
+    batch = _device(_batch())
+    weights = model_p.memory_attention(batch["video"], batch["video_mask"], "es")
+    logits = model_p.unit_head(model_p.visual(batch["video"], batch["video_mask"]))
+    assert weights.shape == (B, 1, T, UNITS)
+    # Both sides are one softmax of the same float32 logits: equal up to float32 rounding.
+    np.testing.assert_allclose(weights[:, 0], jax.nn.softmax(logits, -1), rtol=1e-6, atol=1e-7)
+    _, result = _run("finetune", config_p)
+    assert {"wer", "cer"} <= set(result)
 
 
 def test_units_pretrain_on_frame_phonemes(tmp_path):

@@ -5,6 +5,7 @@ import logging
 import pytest
 
 from lipjax import languages
+from lipjax.data import tokenizer as corpus_tokenizer
 from lipjax.units import tokenizer
 from tests import fixtures_builder
 
@@ -29,7 +30,7 @@ def test_vocab_size_respected_when_text_allows(tmp_path):
 
 
 def test_load_missing_names_build_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m lipjax.synth.build") as e:
+    with pytest.raises(FileNotFoundError, match="python -m data_builders.synthetic_lips") as e:
         tokenizer.load_tokenizer("es", tmp_path)
     assert str(languages.get("es").tokenizer_path(tmp_path)) in str(e.value)
 
@@ -39,9 +40,9 @@ def test_ensure_trains_from_tfds_train_text(tmp_path):
                                       tokenizers=False)
     path = languages.get("es").tokenizer_path(data_dir)
     assert not path.exists()
-    sp = tokenizer.ensure_tokenizer("es", data_dir, builder=fixtures_builder.BUILDER)
+    sp = corpus_tokenizer.ensure_tokenizer("es", data_dir, builder=fixtures_builder.BUILDER)
     assert path.exists()
     text = fixtures_builder.example("es", "audio", "train", 0)["text"]
     assert tokenizer.UNK not in sp.encode(text)
-    again = tokenizer.ensure_tokenizer("es", data_dir, builder=fixtures_builder.BUILDER)
+    again = corpus_tokenizer.ensure_tokenizer("es", data_dir, builder=fixtures_builder.BUILDER)
     assert again.serialized_model_proto() == sp.serialized_model_proto()

@@ -96,7 +96,7 @@ def test_smoke_two_steps(data_dir, tmp_path):
     assert summary["checkpoint_dir"] == str(tmp_path / "checkpoints")
     assert 2 in _checkpoint_steps(tmp_path)
     assert (tmp_path / "checkpoints" / "2" / "state").is_dir()
-    assert (tmp_path / "checkpoints" / "2" / "data" / "process_0-of-1.json").is_file()
+    assert (tmp_path / "checkpoints" / "2" / "data" / "shard_0-of-1.json").is_file()
     assert int(restore_state_numpy(str(tmp_path))["step"]) == 2
     params = restore_params(str(tmp_path))
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
@@ -215,5 +215,5 @@ def test_sigterm_saves_and_exits_cleanly(data_dir, tmp_path, cache_dir):
     assert f"SIGTERM: saved checkpoint at step {stopped}" in log
     assert _checkpoint_steps(workdir) == [stopped]  # checkpoint_every is 5000 here
     assert int(restore_state_numpy(str(workdir))["step"]) == stopped
-    assert (workdir / "checkpoints" / str(stopped) / "data" / "process_0-of-1.json").is_file()
+    assert (workdir / "checkpoints" / str(stopped) / "data" / "shard_0-of-1.json").is_file()
     assert [r["step"] for r in read_metrics(str(workdir), "train")] == list(range(1, stopped + 1))

@@ -4,6 +4,9 @@ data_builders/my_corpus/make_dummy_data.py) and checks what came out."""
 
 import importlib
 
+import numpy as np
+
+from lipjax.units import acoustic, corpus_units
 from tests.manual_corpus_testing import check_builder
 
 PACKAGE = "data_builders.TEMPLATE"  # TODO: data_builders.<name>
@@ -12,6 +15,11 @@ PACKAGE = "data_builders.TEMPLATE"  # TODO: data_builders.<name>
 def test_build_video(tmp_path):
     builder = importlib.import_module(f"{PACKAGE}.builder")
     code = importlib.import_module(PACKAGE).LANGUAGE.code
+    if builder.UNITS_CODEBOOK:  # the stage-1 corpus's codebook: a stand-in of its shape here
+        k = int(builder.UNITS_CODEBOOK.rsplit("_k", 1)[-1])
+        stand_in = np.random.default_rng(0).standard_normal((k, acoustic.feature_dim()))
+        acoustic.save_codebook(corpus_units.codebook_path(tmp_path, builder.UNITS_CODEBOOK),
+                               stand_in.astype(np.float32))
     # TODO: the clips per split your dummy manifest yields (bad rows are skipped and logged).
     examples, log = check_builder(builder.Builder, f"{code}_video",
                                   {"train": 2, "validation": 1, "test": 1}, tmp_path)

@@ -25,7 +25,11 @@ def _version_key(path: epath.Path) -> tuple[float, ...]:
 
 
 class Builder(mc.ManualCorpusBuilder):
-    """Common Voice audio + sentences, one config per language."""
+    """Common Voice audio + sentences, one config per language. Its TFDS name carries the
+    project prefix: TFDS ships a `common_voice` dataset of its own, and both must open in one
+    process."""
+
+    name = "lipjax_common_voice"
 
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Download the language's archive from https://commonvoice.mozilla.org/datasets (sign-in
@@ -47,6 +51,9 @@ class Builder(mc.ManualCorpusBuilder):
     def list_clips(self, root: epath.Path) -> dict[str, list[mc.Clip]]:
         return {split: list_split(root, name) for split, name in _SPLITS.items()
                 if (root / f"{name}.tsv").exists()}
+
+    def split_source(self, root: epath.Path, split: str) -> str:
+        return str(root / f"{_SPLITS.get(split, split)}.tsv")
 
 
 def list_split(root: epath.Path, name: str) -> list[mc.Clip]:

@@ -73,9 +73,26 @@ class Lrs3Config(mc.ManualCorpusConfig):
     pretrain_max_seconds: float = 15.0
 
 
-def _held_out(clip_id: str) -> bool:
-    digest = hashlib.md5(clip_id.encode("utf-8")).hexdigest()
-    return int(digest[:8], 16) % 10_000 < _VALIDATION_PER_10K
+def _hash(clip_id: str) -> int:
+    return int(hashlib.md5(clip_id.encode("utf-8")).hexdigest()[:8], 16) % 10_000
+
+
+def validation_pick(trainval: list[mc.Clip], listed: set[str] | None,
+                    listing: epath.Path) -> list[bool]:
+    """Which trainval clips are validation: those `listed` (validation_ids.txt), else ~3.75 % by
+    id hash. Never none when trainval has clips (TFDS cannot write an empty split): a small
+    corpus whose hashes pick nothing, or a list naming no clip here, holds out the clip of the
+    lowest hash instead."""
+    if listed is not None:
+        held = [c.id.split("/", 1)[1] in listed for c in trainval]
+        if trainval and not any(held):
+            mc.log.warning("%s names none of the %d trainval clips; holding out by id hash.",
+                           listing, len(trainval))
+    if listed is None or not any(held):
+        held = [_hash(c.id) < _VALIDATION_PER_10K for c in trainval]
+    if trainval and not any(held):
+        held[min(range(len(trainval)), key=lambda i: _hash(trainval[i].id))] = True
+    return held
 
 
 class Builder(mc.ManualCorpusBuilder):
@@ -105,14 +122,14 @@ class Builder(mc.ManualCorpusBuilder):
                                   for piece in _pieces(clip, self.builder_config)]
         splits = {"pretrain": by_dir.get("pretrain", []), "test": by_dir.get("test", [])}
         trainval = by_dir.get("trainval", [])
-        held_out = _validation_ids(root)
-        if held_out is None:
-            held = [_held_out(c.id) for c in trainval]
-        else:
-            held = [c.id.split("/", 1)[1] in held_out for c in trainval]
+        held = validation_pick(trainval, _validation_ids(root), root / _VALIDATION_FILE)
         splits["train"] = [c for c, h in zip(trainval, held, strict=True) if not h]
         splits["validation"] = [c for c, h in zip(trainval, held, strict=True) if h]
         return splits
+
+    def split_source(self, root: epath.Path, split: str) -> str:
+        folder = {"train": "trainval", "validation": "trainval"}.get(split, split)
+        return f"{root / folder}/ (LRS3 split folder {folder}/<YouTubeID>/<NNNNN>.mp4)"
 
     def read_transcript(self, path: epath.Path) -> str:
         # LRS3 text is ASCII uppercase; ISO-8859-1 reads any byte, so no clip fails on encoding.

@@ -58,6 +58,9 @@ class Builder(mc.ManualCorpusBuilder):
             splits["train"] = [c for c in splits["train"] if c.id in keep]
         return splits
 
+    def split_source(self, root: epath.Path, split: str) -> str:
+        return str(root / _SPLITS.get(split, split) / "transcripts.txt")
+
 
 def list_split(split_dir: epath.Path, ext: str) -> list[mc.Clip]:
     transcripts = mc.require(split_dir / "transcripts.txt", "the MLS transcripts")

@@ -72,6 +72,12 @@ class Builder(mc.ManualCorpusBuilder):
         return {split: list_split(root / "data" / name, name, lang)
                 for split, name in _SPLITS.items() if (root / "data" / name).exists()}
 
+    def split_source(self, root: epath.Path, split: str) -> str:
+        name = _SPLITS.get(split, split)
+        if self.builder_config.with_video:
+            return str(root / f"{name}.tsv")
+        return str(root / "data" / name / "txt" / f"{name}.yaml")
+
 
 def list_split(split_dir: epath.Path, name: str, lang: str) -> list[mc.Clip]:
     """Segments of one mTEDx split, in listing order (segments of a talk stay together)."""

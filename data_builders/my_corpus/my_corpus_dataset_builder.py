@@ -92,6 +92,18 @@ class Builder(mc.ManualCorpusBuilder):
     split; paths relative to the manifest) -- see data_builders/my_corpus/README.md.
     """
     BUILDER_CONFIGS: list[MyCorpusConfig] = []
+    CONFIG_CLASS = MyCorpusConfig
+    BUILD_ALL_CONFIGS = True  # a package's `python -m data_builders <name>` builds video + audio
+
+    @classmethod
+    def config_from_name(cls, name: str) -> MyCorpusConfig:
+        """`<lang>_video` / `<lang>_audio` -> that config (what `--config nl_video` means)."""
+        language, _, modality = name.rpartition("_")
+        if not language or modality not in ("video", "audio"):
+            raise ValueError(f"Config names of {cls.name} are <language>_video or "
+                             f"<language>_audio (e.g. nl_video); found {name!r}.")
+        return MyCorpusConfig(name=name, language=language, with_video=modality == "video",
+                              description=f"Own {language} clips listed in a manifest.")
 
     def __init__(self, *, config: str | MyCorpusConfig | None = None,
                  language: str | None = None, with_video: bool = True,

@@ -16,7 +16,7 @@ import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lipjax.data.features import clip_features
+from data_builders.features import clip_features
 from lipjax.synth import generate
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ class SyntheticLipsConfig(tfds.core.BuilderConfig):
     seed: int = 0
     min_words: int = 3
     max_words: int = 7
-    num_speakers: int = 8
     # Words are drawn from the language's `vocabulary_size` most frequent words. 300 lets 1,000
     # audio-text sentences show nearly every test word >= 5 times (2,000: 69 % of test words
     # seen < 5 times), so a CPU-sized LMDecoder can learn the lexicon it is meant to hold.
@@ -75,9 +74,11 @@ def make_config(language: str, modality: str, sizes: dict[str, int] | None = Non
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Synthetic multilingual lip-reading clips (mouth video, 16 kHz speech, transcripts)."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("2.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release.",
-                     "1.1.0": "Sentences from the 300 most frequent words (was 2,000)."}
+                     "1.1.0": "Sentences from the 300 most frequent words (was 2,000).",
+                     "2.0.0": "One speaker pool shared by all languages; validation and test "
+                              "speakers never appear in train."}
     BUILDER_CONFIGS = [make_config(lang, m) for lang in LANGUAGES for m in MODALITIES]
 
     def __init__(self, *, sizes: dict[str, int] | None = None, seed: int | None = None,
@@ -105,7 +106,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         del dl_manager  # everything is generated
-        centroids = shared_codebook(self._data_dir_root)
+        centroids = shared_codebook(self.data_dir_root)
         return {split: self._generate_examples(split, n, centroids)
                 for split, n in self.builder_config.sizes.items() if n > 0}
 
@@ -113,8 +114,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         cfg = self.builder_config
         clip_config = generate.ClipConfig(
                 language=cfg.language, video=cfg.modality == "video", seed=cfg.seed,
-                min_words=cfg.min_words, max_words=cfg.max_words, num_speakers=cfg.num_speakers,
-                top_words=cfg.vocabulary_size)
+                min_words=cfg.min_words, max_words=cfg.max_words, top_words=cfg.vocabulary_size)
         for clip in generate.generate(clip_config, split, num_clips, centroids):
             yield clip.key, clip.features
 

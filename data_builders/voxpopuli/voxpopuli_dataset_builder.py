@@ -42,6 +42,9 @@ class Builder(mc.ManualCorpusBuilder):
         return {split: list_split(root, name) for split, name in _SPLITS.items()
                 if (root / f"asr_{name}.tsv").exists()}
 
+    def split_source(self, root: epath.Path, split: str) -> str:
+        return str(root / f"asr_{_SPLITS.get(split, split)}.tsv")
+
 
 def list_split(root: epath.Path, name: str) -> list[mc.Clip]:
     tsv = root / f"asr_{name}.tsv"

@@ -1,8 +1,13 @@
 """The grain input pipeline: built corpus splits -> padded, masked host-local numpy batches.
 
-Per source (builder config): this process's contiguous shard -> seeded shuffle -> repeat
-(training) ; sources are mixed with configured weights; each clip is decoded, augmented and
-tokenised; clips are collated into `batch_size // process_count` rows padded to length buckets.
+The stream is cut into `data.num_shards` data shards (default: one per JAX process), fixed for
+the run whatever the process count: shard s of every source is its contiguous slice s -> seeded
+shuffle -> repeat (training); sources are mixed with configured weights; each clip is decoded,
+augmented (seeded by shard, not process) and tokenised; clips are collated into
+`batch_size // num_shards` rows padded to length buckets. A process reads `num_shards //
+process_count` shards and stacks their rows, so 1 process with 2 shards yields the very global
+batches that 2 processes yield together, and a checkpoint (one iterator state per shard) resumes
+on either.
 Training streams forever; evaluation is one pass in which every example appears exactly once, the
 last batch padded with rows whose `valid` is False. The loader is a grain `DatasetIterator`, so its
 state is checkpointed with the model and a restored loader continues the identical stream.
@@ -19,6 +24,7 @@ import grain
 import jax
 import numpy as np
 
+from lipjax.data import sharding
 from lipjax.data import source as source_lib
 from lipjax.data.transforms import ClipTransform, Collate
 
@@ -26,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
         "builder": "synthetic_lips",
         "frame_buckets": (50, 75, 100, 150),
         "max_frames": None,  # None: the largest frame bucket
-        "token_bucket": 16,
+        "token_bucket": 16,  # unit/phoneme id sequences pad to multiples of this
+        "text_bucket": 16,  # SentencePiece token sequences pad to multiples of this
         "crop": 88,
         "hflip": True,
         "time_mask_frames": 0,
@@ -36,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
         "read_threads": 4,  # threads decoding clips inside each process
         "tokenize": True,  # False: no SentencePiece model needed (`tokens` are empty)
         "downsample": 1,  # >1: average d x d pixel blocks first (crop is then in those pixels)
+        "num_shards": 0,  # data shards of the stream; 0: one per JAX process
 }
 
 
@@ -81,20 +89,27 @@ class _EmptyBatch:
 class Loader(grain.DatasetIterator):
     """Host-local batches with grain iterator state (`get_state`/`set_state`).
 
-    Training: iterating continues the endless stream. Evaluation: a finite pass of `len(loader)`
-    batches (the same count on every process); iterating again after it ends starts a new pass.
+    Holds one grain iterator per local data shard (`shards`); a batch is their batches stacked
+    row-wise, padded to the largest bucket among them. Training: iterating continues the endless
+    stream. Evaluation: a finite pass of `len(loader)` batches (the same count on every process);
+    iterating again after it ends starts a new pass.
     """
 
-    def __init__(self, dataset: grain.IterDataset, *, train: bool, batch_size: int,
-                 with_video: bool, num_batches: int | None):
-        self._dataset = dataset
+    def __init__(self, datasets: Sequence[grain.IterDataset], *, train: bool, batch_size: int,
+                 with_video: bool, num_batches: int | None, shards: Sequence[int] = (0,),
+                 num_shards: int = 1):
+        if len(datasets) != len(shards):
+            raise ValueError(f"Loader: {len(datasets)} datasets for shards {list(shards)}")
+        self._datasets = list(datasets)
         self.train = train
         self.batch_size = batch_size
         self.with_video = with_video
         self.num_batches = num_batches
+        self.shards = tuple(int(s) for s in shards)
+        self.num_shards = int(num_shards)
         self._started = False
         self._exhausted = False
-        super().__init__(iter(dataset))
+        super().__init__([iter(d) for d in self._datasets])
 
     def __len__(self) -> int:
         if self.num_batches is None:
@@ -103,35 +118,68 @@ class Loader(grain.DatasetIterator):
 
     def __iter__(self) -> Loader:
         if not self.train and self._started:
-            self._parent.close()
+            for parent in self._parents:
+                parent.close()
             self._started = self._exhausted = False
-            super().__init__(iter(self._dataset))
+            super().__init__([iter(d) for d in self._datasets])
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
         self._started = True
         try:
-            return next(self._parent)
+            parts = [next(parent) for parent in self._parents]
         except StopIteration:
             self._exhausted = True
             raise
+        if len(parts) == 1:
+            return parts[0]
+        dims = sharding.max_dims(parts)
+        parts = [sharding.pad_to(p, dims) for p in parts]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def shard_states(self) -> dict[int, Any]:
+        """The iterator state of each local shard, by shard index (checkpointed per shard)."""
+        return {s: parent.get_state() for s, parent in zip(self.shards, self._parents,
+                                                          strict=True)}
+
+    def set_shard_states(self, states: dict[int, Any]) -> None:
+        self._started = True
+        for s, parent in zip(self.shards, self._parents, strict=True):
+            parent.set_state(states[s])
 
     def get_state(self) -> dict[str, Any]:
-        return self._parent.get_state()
+        if len(self._parents) == 1:
+            return self._parents[0].get_state()
+        return {"shards": {str(s): st for s, st in self.shard_states().items()}}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self._started = True
-        self._parent.set_state(state)
+        if len(self._parents) == 1:
+            self._started = True
+            self._parents[0].set_state(state)
+        else:
+            self.set_shard_states({int(s): st for s, st in state["shards"].items()})
 
 
 def process_shard() -> grain.sharding.ShardOptions:
-    """Which slice of every split this JAX process reads."""
+    """Which JAX process this is (shard_index) out of how many (shard_count)."""
     return grain.sharding.ShardByJaxProcess()
 
 
+def local_shards(num_shards: int, process_index: int, process_count: int) -> range:
+    """The data shards process `process_index` reads: a contiguous block of the same size on
+    every process, so the global batch is shards 0..num_shards-1 in order."""
+    if num_shards % process_count:
+        raise ValueError(f"data.num_shards={num_shards} must be a multiple of the number of JAX "
+                         f"processes ({process_count}).")
+    per = num_shards // process_count
+    return range(process_index * per, (process_index + 1) * per)
+
+
 def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
-                mesh: jax.sharding.Mesh | None = None) -> Loader:
-    """The input pipeline for `split` of every configured source (see the module docstring)."""
+                mesh: jax.sharding.Mesh | None = None, num_shards: int | None = None) -> Loader:
+    """The input pipeline for `split` of every configured source (see the module docstring).
+
+    `num_shards` overrides `data.num_shards` (the trainer passes a resumed run's value)."""
     builder = _cfg(data_cfg, "builder")
     data_dir = os.fspath(_cfg(data_cfg, "data_dir"))
     sources = parse_sources(_cfg(data_cfg, "sources"))
@@ -140,15 +188,17 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
     crop = int(_cfg(data_cfg, "crop"))
     num_workers = int(_cfg(data_cfg, "num_workers"))
 
-    shard = process_shard()
+    proc = process_shard()
+    num_shards = int(num_shards or _cfg(data_cfg, "num_shards") or proc.shard_count)
+    shards = local_shards(num_shards, proc.shard_index, proc.shard_count)
     global_batch = int(_cfg(data_cfg, "batch_size"))
-    if global_batch % shard.shard_count:
-        raise ValueError(f"data.batch_size={global_batch} must be divisible by the number of JAX "
-                         f"processes ({shard.shard_count}).")
+    if global_batch % num_shards:
+        raise ValueError(f"data.batch_size={global_batch} must be divisible by the number of data "
+                         f"shards ({num_shards}; by default one per JAX process).")
     if mesh is not None and global_batch % mesh.devices.size:
         raise ValueError(f"data.batch_size={global_batch} must be divisible by the number of mesh "
                          f"devices {dict(mesh.shape)} (the batch is split over them).")
-    local_batch = global_batch // shard.shard_count
+    shard_batch = global_batch // num_shards
 
     opened = [(name, weight, source_lib.open_source(builder, name, split, data_dir))
               for name, weight in sources]
@@ -157,58 +207,75 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
         raise ValueError(f"data.sources mixes video and audio-only configs {kinds}; a loader "
                          "yields one kind of batch.")
     with_video = next(iter(kinds.values()))
-
-    transform = ClipTransform(
-            data_dir=data_dir, with_video=with_video, train=train, seed=int(seed),
-            process_index=shard.shard_index, crop=crop, hflip=bool(_cfg(data_cfg, "hflip")),
-            time_masks=int(_cfg(data_cfg, "time_masks")),
-            time_mask_frames=int(_cfg(data_cfg, "time_mask_frames")), max_frames=max_frames,
-            tokenize=bool(_cfg(data_cfg, "tokenize")),
-            downsample=int(_cfg(data_cfg, "downsample")))
-    collate = Collate(batch_size=local_batch, with_video=with_video, frame_buckets=frame_buckets,
-                      token_bucket=int(_cfg(data_cfg, "token_bucket")), crop=crop)
-    if transform.tokenize:  # fail now, not inside a worker, if a tokenizer is missing
-        for _name, _, src in opened:
-            if len(src):
-                transform.tokenizer(source_lib.as_str(src[0]["language"]))
+    collate = Collate(batch_size=shard_batch, with_video=with_video, frame_buckets=frame_buckets,
+                      token_bucket=int(_cfg(data_cfg, "token_bucket")),
+                      text_bucket=int(_cfg(data_cfg, "text_bucket")), crop=crop)
     read = grain.ReadOptions(num_threads=int(_cfg(data_cfg, "read_threads")),
-                             prefetch_buffer_size=max(16, 2 * local_batch))
-    shards = [(name, weight, grain.MapDataset.source(src)[slice(
-            *shard_range(len(src), shard.shard_index, shard.shard_count))])
-              for name, weight, src in opened]
+                             prefetch_buffer_size=max(16, 2 * shard_batch))
+    # Every shard runs the same number of eval steps: shard 0 is the largest.
+    largest = sum(shard_range(len(src), 0, num_shards)[1] for _, _, src in opened)
+    num_batches = None if train else -(-largest // shard_batch)
 
-    if train:
-        parts = []
-        for k, (name, _, ds) in enumerate(shards):
-            if len(ds) == 0:
-                raise ValueError(f"{builder}/{name} split {split!r} has no examples for process "
-                                 f"{shard.shard_index} of {shard.shard_count} in {data_dir}.")
-            parts.append(ds.shuffle(seed=(int(seed) * 1_000_003 + k) % 2**32).repeat())
-        mixed = (grain.MapDataset.mix(parts, [w for _, w, _ in shards]) if len(parts) > 1
-                 else parts[0])
-        dataset = (mixed.map_with_index(transform).to_iter_dataset(read)
-                   .batch(local_batch, drop_remainder=True, batch_fn=collate))
-        num_batches = None
-    else:
-        parts = [ds for _, _, ds in shards if len(ds)]
-        # Every process runs the same number of steps: the first shard is the largest.
-        largest = sum(shard_range(len(src), 0, shard.shard_count)[1] for _, _, src in opened)
-        num_batches = -(-largest // local_batch)
-        batched = []
-        if parts:
-            clips = grain.MapDataset.concatenate(parts) if len(parts) > 1 else parts[0]
-            batched.append(clips.map_with_index(transform).batch(
-                    local_batch, drop_remainder=False, batch_fn=collate))
-        missing = num_batches - sum(len(b) for b in batched)
-        if missing or not batched:
-            batched.append(grain.MapDataset.range(missing).map(_EmptyBatch(collate)))
-        eval_ds = grain.MapDataset.concatenate(batched) if len(batched) > 1 else batched[0]
-        dataset = eval_ds.to_iter_dataset(read)
-    if num_workers > 0:
-        _mark_flags_parsed()
-        dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
-    return Loader(dataset, train=train, batch_size=local_batch, with_video=with_video,
-                  num_batches=num_batches)
+    datasets = []
+    for shard_index in shards:
+        transform = ClipTransform(
+                data_dir=data_dir, with_video=with_video, train=train, seed=int(seed),
+                process_index=shard_index, crop=crop, hflip=bool(_cfg(data_cfg, "hflip")),
+                time_masks=int(_cfg(data_cfg, "time_masks")),
+                time_mask_frames=int(_cfg(data_cfg, "time_mask_frames")), max_frames=max_frames,
+                tokenize=bool(_cfg(data_cfg, "tokenize")),
+                downsample=int(_cfg(data_cfg, "downsample")))
+        if transform.tokenize and not datasets:  # fail now, not inside a worker
+            for _name, _, src in opened:
+                if len(src):
+                    transform.tokenizer(source_lib.as_str(src[0]["language"]))
+        parts = [(name, weight, grain.MapDataset.source(src)[slice(
+                *shard_range(len(src), shard_index, num_shards))])
+                 for name, weight, src in opened]
+        if train:
+            dataset = _train_dataset(parts, transform, collate, read, shard_batch, seed,
+                                     builder, split, data_dir, shard_index, num_shards)
+        else:
+            dataset = _eval_dataset(parts, transform, collate, read, shard_batch, num_batches)
+        if num_workers > 0:
+            _mark_flags_parsed()
+            dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+        datasets.append(dataset)
+    return Loader(datasets, train=train, batch_size=shard_batch * len(shards),
+                  with_video=with_video, num_batches=num_batches, shards=shards,
+                  num_shards=num_shards)
+
+
+def _train_dataset(parts: list, transform: ClipTransform, collate: Collate,
+                   read: grain.ReadOptions, batch: int, seed: int, builder: str, split: str,
+                   data_dir: str, shard_index: int, num_shards: int) -> grain.IterDataset:
+    """One shard's endless stream: per source shuffle + repeat, weighted mix, batches."""
+    streams = []
+    for k, (name, _, ds) in enumerate(parts):
+        if len(ds) == 0:
+            raise ValueError(f"{builder}/{name} split {split!r} has no examples for data shard "
+                             f"{shard_index} of {num_shards} in {data_dir}.")
+        streams.append(ds.shuffle(seed=(int(seed) * 1_000_003 + k) % 2**32).repeat())
+    mixed = (grain.MapDataset.mix(streams, [w for _, w, _ in parts]) if len(streams) > 1
+             else streams[0])
+    return (mixed.map_with_index(transform).to_iter_dataset(read)
+            .batch(batch, drop_remainder=True, batch_fn=collate))
+
+
+def _eval_dataset(parts: list, transform: ClipTransform, collate: Collate,
+                  read: grain.ReadOptions, batch: int, num_batches: int) -> grain.IterDataset:
+    """One shard's single pass, padded with empty batches to `num_batches`."""
+    present = [ds for _, _, ds in parts if len(ds)]
+    batched = []
+    if present:
+        clips = grain.MapDataset.concatenate(present) if len(present) > 1 else present[0]
+        batched.append(clips.map_with_index(transform).batch(
+                batch, drop_remainder=False, batch_fn=collate))
+    missing = num_batches - sum(len(b) for b in batched)
+    if missing or not batched:
+        batched.append(grain.MapDataset.range(missing).map(_EmptyBatch(collate)))
+    eval_ds = grain.MapDataset.concatenate(batched) if len(batched) > 1 else batched[0]
+    return eval_ds.to_iter_dataset(read)
 
 
 def _mark_flags_parsed() -> None:

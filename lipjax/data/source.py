@@ -15,8 +15,8 @@ from typing import Any
 import tensorflow_datasets as tfds
 
 BUILD_COMMANDS = {
-        "synthetic_lips": "python -m lipjax.synth.build --data_dir {data_dir} --langs {lang} "
-                          "--modalities {modality}",
+        "synthetic_lips": "python -m data_builders.synthetic_lips --data_dir {data_dir} "
+                          "--langs {lang} --modalities {modality}",
 }
 
 

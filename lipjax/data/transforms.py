@@ -159,13 +159,16 @@ class Collate:
     """List of clips -> one padded batch of exactly `batch_size` rows.
 
     Missing rows (the end of an evaluation pass) are padding with `valid=False` and all masks
-    False. Frame lengths go to `frame_buckets`; id sequences to multiples of `token_bucket`.
+    False. Frame lengths go to `frame_buckets`; unit and phoneme id sequences to multiples of
+    `token_bucket`, text tokens to multiples of `text_bucket` (text is several times shorter
+    than its phonemes: one bucket for both would make the decoder run mostly on padding).
     """
 
     batch_size: int
     with_video: bool
     frame_buckets: Sequence[int]
     token_bucket: int = 16
+    text_bucket: int = 16
     crop: int = 88
 
     def __call__(self, clips: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -194,9 +197,11 @@ class Collate:
                 v[c["time_mask"]] = 0.0  # masked frames carry the dataset mean
             batch["video"] = video
             batch["video_mask"] = frame_mask.copy()
-        for key, mask_key in (("dedup_units", "dedup_units_mask"),
-                              ("phoneme_ids", "phoneme_mask"), ("tokens", "token_mask")):
-            batch[key], batch[mask_key] = _pad_ids([c[key] for c in clips], b, self.token_bucket)
+        for key, mask_key, multiple in (
+                ("dedup_units", "dedup_units_mask", self.token_bucket),
+                ("phoneme_ids", "phoneme_mask", self.token_bucket),
+                ("tokens", "token_mask", self.text_bucket)):
+            batch[key], batch[mask_key] = _pad_ids([c[key] for c in clips], b, multiple)
         batch["language"] = np.zeros(b, np.int32)
         batch["language"][:len(clips)] = [c["language"] for c in clips]
         batch["valid"] = np.arange(b) < len(clips)

@@ -10,8 +10,9 @@ encoder ("conformer" | "transformer"), dim, heads, layers, ffn, kernel, dropout,
 frame CE on the phone sounding at each frame, where the corpus has it), unit_vocab (0 = phoneme
 inventory size for phonemes, 100 for acoustic units), num_languages (0 = all registered),
 lid_weight, languages (LMDecoder languages), text_vocab, memory_layers, decoder_layers,
-use_memory, memory_heads (0 = heads), memory_residual, ctc_weight, label_smoothing; train.dtype
-("float32" | "bfloat16"), train.remat.
+memory_addressing ("attention" | "posterior" | "none": how stage-3 visual states read the
+LMDecoder memory, see lipreader.MemoryRead), memory_heads (0 = heads), memory_residual,
+ctc_weight, label_smoothing; train.dtype ("float32" | "bfloat16"), train.remat.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lipjax.models.conformer import Encoder
 from lipjax.models.frontend import Frontend
 from lipjax.models.language_id import LanguageID
 from lipjax.models.layers import compute_dtype
-from lipjax.models.lipreader import LipReader, MemoryRead, VisualUnitModel
+from lipjax.models.lipreader import LipReader, MemoryRead, VisualEncoder, VisualUnitModel
 from lipjax.models.lmdecoder import LanguageDecoders, LMDecoder, LMDecoderModel
 from lipjax.models.unit_head import UnitHead
 
@@ -41,8 +42,9 @@ SIZES: dict[str, dict[str, Any]] = {
 DEFAULTS: dict[str, Any] = dict(
     norm="batch", encoder="conformer", dropout=0.1, unit_type="phoneme", unit_vocab=0,
     phoneme_targets="sequence",
-    num_languages=0, lid_weight=0.1, languages=("en",), text_vocab=1000, use_memory=True,
-    memory_heads=0, memory_residual=True, ctc_weight=0.1, label_smoothing=0.1,
+    num_languages=0, lid_weight=0.1, languages=("en",), text_vocab=1000,
+    memory_addressing="attention", memory_heads=0, memory_residual=True, ctc_weight=0.1,
+    label_smoothing=0.1, token_dropout=0.0,
     beam_size=10, decode_ctc_weight=0.3, length_penalty=0.0, max_decode_len=0,
 )
 
@@ -93,30 +95,29 @@ def num_languages(config: ml_collections.ConfigDict) -> int:
     return int(get(config, "num_languages")) or len(languages.codes())
 
 
-def frontend(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Frontend:
+def visual_encoder(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> VisualEncoder:
     dtype, remat = dtype_and_remat(config)
-    return Frontend(get(config, "frontend_width"), get(config, "norm"), dtype=dtype,
-                    remat=remat, rngs=rngs)
+    fe = Frontend(get(config, "frontend_width"), get(config, "norm"), dtype=dtype, remat=remat,
+                  rngs=rngs)
+    enc = Encoder(fe.out_dim, get(config, "dim"), get(config, "layers"), get(config, "heads"),
+                  get(config, "ffn"), kind=get(config, "encoder"), kernel=get(config, "kernel"),
+                  dropout=get(config, "dropout"), norm=get(config, "norm"), dtype=dtype,
+                  remat=remat, rngs=rngs)
+    return VisualEncoder(fe, enc)
 
 
-def visual_encoder(config: ml_collections.ConfigDict, in_dim: int, rngs: nnx.Rngs) -> Encoder:
-    dtype, remat = dtype_and_remat(config)
-    return Encoder(in_dim, get(config, "dim"), get(config, "layers"), get(config, "heads"),
-                   get(config, "ffn"), kind=get(config, "encoder"), kernel=get(config, "kernel"),
-                   dropout=get(config, "dropout"), norm=get(config, "norm"), dtype=dtype,
-                   remat=remat, rngs=rngs)
+def unit_head(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> UnitHead:
+    dtype, _ = dtype_and_remat(config)
+    return UnitHead(get(config, "dim"), unit_vocab(config), dropout=get(config, "dropout"),
+                    dtype=dtype, rngs=rngs)
 
 
 def visual_unit_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> VisualUnitModel:
     dtype, _ = dtype_and_remat(config)
-    fe = frontend(config, rngs)
-    enc = visual_encoder(config, fe.out_dim, rngs)
-    dim = get(config, "dim")
-    head = UnitHead(dim, unit_vocab(config), get(config, "unit_type"),
-                    dropout=get(config, "dropout"), dtype=dtype, rngs=rngs)
-    lid = (LanguageID(dim, num_languages(config), dtype=dtype, rngs=rngs)
+    visual = visual_encoder(config, rngs)
+    lid = (LanguageID(get(config, "dim"), num_languages(config), dtype=dtype, rngs=rngs)
            if get(config, "lid_weight") > 0 else None)
-    return VisualUnitModel(fe, enc, head, lid)
+    return VisualUnitModel(visual, unit_head(config, rngs), lid)
 
 
 def language_decoders(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LanguageDecoders:
@@ -135,14 +136,14 @@ def lmdecoder_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LMDeco
 
 def lipreader(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LipReader:
     dtype, _ = dtype_and_remat(config)
-    fe = frontend(config, rngs)
-    enc = visual_encoder(config, fe.out_dim, rngs)
-    read = None
-    if get(config, "use_memory"):
-        # One head over the memory lets a tiny model collapse (every clip reads the same
-        # mixture; tests/test_overfit.py); 0 = as many heads as the encoder.
+    visual = visual_encoder(config, rngs)
+    addressing = get(config, "memory_addressing")
+    read, head = None, None
+    if addressing != "none":
+        # 0 = as many heads as the encoder (a single learnt head can collapse on few clips).
         heads = get(config, "memory_heads") or get(config, "heads")
-        read = MemoryRead(get(config, "dim"), heads,
-                          get(config, "memory_residual"), dropout=get(config, "dropout"),
-                          dtype=dtype, rngs=rngs)
-    return LipReader(fe, enc, language_decoders(config, rngs), read)
+        read = MemoryRead(get(config, "dim"), heads, addressing=addressing,
+                          residual=get(config, "memory_residual"), dtype=dtype, rngs=rngs)
+        if addressing == "posterior":
+            head = unit_head(config, rngs)
+    return LipReader(visual, language_decoders(config, rngs), read, head)

@@ -110,7 +110,7 @@ def forward_flops_per_clip(config: ml_collections.ConfigDict, frames: int, token
     d, ffn = g("dim"), g("ffn")
     vocab = g("text_vocab")
     flops = visual_flops_per_clip(config, frames, batch)
-    if g("use_memory"):
+    if g("memory_addressing") != "none":
         k = factory.unit_vocab(config)
         flops += 2 * 2.0 * d * d * frames + 2 * 2.0 * d * d * k + 2 * 2.0 * frames * k * d
     flops += g("memory_layers") * encoder_layer_flops("transformer", d, ffn, 0, frames)

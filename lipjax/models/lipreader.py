@@ -1,16 +1,17 @@
 """Lip readers: the stage-1 visual unit model and the stage-3 composed lip reader.
 
-`VisualUnitModel` (stage 1): frontend → visual encoder → shared-unit head + language-ID head.
+`VisualEncoder` (frontend → visual encoder) turns a clip into visual states; both models hold
+one, so stage 3 copies stage 1's as one sub-tree (`visual`).
 
-`LipReader` (stage 3, Kim et al. ICCV 2023): the stage-1 frontend and encoder turn a clip into
-visual states; these query the chosen language's LMDecoder memory by cross-attention
-(keys = values = the memory's unit embeddings), so a visual frame is re-expressed in the
-units the LMDecoder was trained on; an optional residual + LayerNorm keeps the visual
-information as well. The result feeds that LMDecoder's memory encoder, CTC head and decoder.
-`use_memory=False` skips the memory read: baseline (b) (stage-1 encoder + plain decoder) and,
-without loading any checkpoint, baseline (a) (from scratch) are configs of this one model.
-The memory-attention projections are shared across languages; the memory itself is the
-language's own.
+`VisualUnitModel` (stage 1): visual encoder → shared-unit head + language-ID head.
+
+`LipReader` (stage 3, Kim et al. ICCV 2023): the visual states read the chosen language's
+LMDecoder memory (`MemoryRead`: keys = values = the memory's unit embeddings), so a frame is
+re-expressed in the units the LMDecoder was trained on; the read feeds that LMDecoder's memory
+encoder, CTC head and decoder. Configs of this one model give the recipe's methods:
+memory read by learnt attention or by the unit head's posteriors (the method), no memory
+read with the LMDecoder's weights (ablation c), no memory read with a fresh decoder
+(baseline b with a stage-1 encoder, baseline a from scratch).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lipjax.models.attention import MultiHeadAttention
 from lipjax.models.conformer import Encoder
 from lipjax.models.frontend import Frontend
 from lipjax.models.language_id import LanguageID
@@ -27,18 +27,27 @@ from lipjax.models.layers import Dtype
 from lipjax.models.lmdecoder import LanguageDecoders, language_positions, select
 from lipjax.models.unit_head import UnitHead
 
+ADDRESSING = ("attention", "posterior")
 
-class VisualUnitModel(nnx.Module):
-    def __init__(self, frontend: Frontend, encoder: Encoder, unit_head: UnitHead,
-                 lid: LanguageID | None) -> None:
-        self.frontend, self.encoder, self.unit_head = frontend, encoder, unit_head
-        self.lid = nnx.data(lid)
 
-    def encode(self, video: jax.Array, mask: jax.Array) -> jax.Array:
+class VisualEncoder(nnx.Module):
+    """Clip (B, T, H, W) → visual states (B, T, D): the part stage 1 teaches and stage 3 reuses."""
+
+    def __init__(self, frontend: Frontend, encoder: Encoder) -> None:
+        self.frontend, self.encoder = frontend, encoder
+
+    def __call__(self, video: jax.Array, mask: jax.Array) -> jax.Array:
         return self.encoder(self.frontend(video, mask), mask)
 
+
+class VisualUnitModel(nnx.Module):
+    def __init__(self, visual: VisualEncoder, unit_head: UnitHead,
+                 lid: LanguageID | None) -> None:
+        self.visual, self.unit_head = visual, unit_head
+        self.lid = nnx.data(lid)
+
     def __call__(self, video: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
-        states = self.encode(video, mask)
+        states = self.visual(video, mask)
         out = {"states": states, "unit_logits": self.unit_head(states)}
         if self.lid is not None:
             out["lid_logits"] = self.lid(states, mask)
@@ -46,58 +55,93 @@ class VisualUnitModel(nnx.Module):
 
 
 class MemoryRead(nnx.Module):
-    """Visual states attend over a K × D memory (keys = values = unit embeddings)."""
+    """Visual states read a K × D memory whose keys = values = the unit embeddings.
 
-    def __init__(self, dim: int, heads: int, residual: bool, *, dropout: float = 0.1,
-                 dtype: Dtype = jnp.float32, rngs: nnx.Rngs) -> None:
-        self.attn = MultiHeadAttention(dim, heads, dropout=dropout, dtype=dtype, rngs=rngs)
-        if residual:
-            # Zero-initialised read (as a ReZero branch): training starts from the plain lip
-            # reader and lets the memory in as it helps. With a random-initialised read a tiny
-            # model could collapse on a few clips (tests/test_overfit.py, seeds 0 and 2).
-            self.attn.out.kernel.value = jnp.zeros_like(self.attn.out.kernel.value)
-        self.residual = residual
-        self.norm = nnx.data(nnx.LayerNorm(dim, dtype=dtype, rngs=rngs) if residual else None)
+    The read is a mixture of unit embeddings (per head, a convex combination of the heads'
+    slices of the embeddings), i.e. it lies in the very space the LMDecoder's memory encoder was
+    trained on in stage 2, so the stage-2 weights apply to it unchanged. Addressing:
+    - "attention": learnt cross-attention, queries from the visual states, keys projected from
+      the memory;
+    - "posterior": one head whose weights are the stage-1 unit head's softmax over the K units
+      (the unit vocabulary is the memory's), so a frame reads the embedding of the unit it
+      shows.
+    `residual` adds a zero-initialised projection of the visual states to the read, so training
+    starts from the pure memory read and lets visual detail in as it helps.
+    """
 
-    def __call__(self, states: jax.Array, memory: jax.Array) -> jax.Array:
-        mem = jnp.broadcast_to(memory.astype(states.dtype)[None],
-                               (states.shape[0],) + memory.shape)
-        read = self.attn(states, mem)
-        return self.norm(states + read) if self.residual else read
+    def __init__(self, dim: int, heads: int, *, addressing: str = "attention",
+                 residual: bool = True, dtype: Dtype = jnp.float32, rngs: nnx.Rngs) -> None:
+        if addressing not in ADDRESSING:
+            raise ValueError(f"config model.memory_addressing: expected one of {ADDRESSING}, "
+                             f"found {addressing!r}")
+        if dim % heads:
+            raise ValueError(f"config model.memory_heads: dim {dim} is not divisible by "
+                             f"{heads} heads")
+        self.addressing = addressing
+        self.heads = heads if addressing == "attention" else 1
+        self.head_dim = dim // self.heads
+        lin = lambda **kw: nnx.Linear(dim, dim, dtype=dtype, rngs=rngs, **kw)
+        self.query = nnx.data(lin() if addressing == "attention" else None)
+        self.key = nnx.data(lin() if addressing == "attention" else None)
+        self.visual = nnx.data(lin(kernel_init=nnx.initializers.zeros_init()) if residual
+                               else None)
 
-    def weights(self, states: jax.Array, memory: jax.Array) -> jax.Array:
-        """(B, heads, T, K) attention of each frame over the K memory slots (for plots)."""
-        attn = self.attn
-        q = attn._split(attn.query(states)).astype(jnp.float32)
-        k = attn._split(attn.key(memory.astype(states.dtype))).astype(jnp.float32)
-        scores = jnp.einsum("bthd,khd->bhtk", q, k) * attn.head_dim ** -0.5
+    def weights(self, states: jax.Array, memory: jax.Array,
+                unit_logits: jax.Array | None = None) -> jax.Array:
+        """(B, heads, T, K) float32 weights of each frame over the K memory slots."""
+        if self.addressing == "posterior":
+            if unit_logits is None:
+                raise ValueError("MemoryRead(addressing='posterior') needs the unit head's "
+                                 "logits")
+            return jax.nn.softmax(unit_logits.astype(jnp.float32), axis=-1)[:, None]
+        split = lambda x: x.reshape(*x.shape[:-1], self.heads, self.head_dim)
+        q = split(self.query(states)).astype(jnp.float32)
+        k = split(self.key(memory.astype(states.dtype))).astype(jnp.float32)
+        scores = jnp.einsum("bthd,khd->bhtk", q, k) * self.head_dim ** -0.5
         return jax.nn.softmax(scores, axis=-1)
+
+    def __call__(self, states: jax.Array, memory: jax.Array,
+                 unit_logits: jax.Array | None = None) -> jax.Array:
+        w = self.weights(states, memory, unit_logits)
+        values = memory.astype(jnp.float32).reshape(memory.shape[0], self.heads, self.head_dim)
+        read = jnp.einsum("bhtk,khd->bthd", w, values).reshape(states.shape)
+        read = read.astype(states.dtype)
+        return read if self.visual is None else read + self.visual(states)
 
 
 class LipReader(nnx.Module):
-    def __init__(self, frontend: Frontend, encoder: Encoder, decoders: LanguageDecoders,
-                 memory_read: MemoryRead | None) -> None:
-        self.frontend, self.encoder, self.decoders = frontend, encoder, decoders
+    def __init__(self, visual: VisualEncoder, decoders: LanguageDecoders,
+                 memory_read: MemoryRead | None, unit_head: UnitHead | None = None) -> None:
+        if memory_read is not None and memory_read.addressing == "posterior" and not unit_head:
+            raise ValueError("posterior memory addressing needs the stage-1 unit head")
+        self.visual, self.decoders = visual, decoders
         self.memory_read = nnx.data(memory_read)
+        self.unit_head = nnx.data(unit_head)
+
+    def read_memory(self, states: jax.Array, code: str) -> jax.Array:
+        """Visual states → language `code`'s memory read (the LMDecoder's input space)."""
+        logits = self.unit_head(states) if self.unit_head is not None else None
+        return self.memory_read(states, self.decoders.lmdecoders[code].memory(), logits)
 
     def encode(self, video: jax.Array, mask: jax.Array, language: jax.Array) -> jax.Array:
         """Clip → the chosen LMDecoder's memory-encoder states (B, T, D)."""
-        states = self.encoder(self.frontend(video, mask), mask)
+        states = self.visual(video, mask)
         if self.memory_read is not None:
             codes = self.decoders.codes
-            reads = [self.memory_read(states, self.decoders.lmdecoders[c].memory())
-                     for c in codes]
-            pos = None if len(codes) == 1 else language_positions(language, codes)
-            states = select(reads, pos)
+            reads = [self.read_memory(states, c) for c in codes]
+            states = select(reads, None if len(codes) == 1 else
+                            language_positions(language, codes))
         return self.decoders.encode(states, mask, language)
 
     def memory_attention(self, video: jax.Array, mask: jax.Array, code: str) -> jax.Array:
-        """(B, heads, T, K): how each frame reads language `code`'s memory."""
+        """(B, heads, T, K): how each frame reads language `code`'s memory (the weights the
+        forward pass uses)."""
         if self.memory_read is None:
             raise ValueError("memory_attention: this lip reader has no memory "
-                             "(config model.use_memory=False)")
-        states = self.encoder(self.frontend(video, mask), mask)
-        return self.memory_read.weights(states, self.decoders.lmdecoders[code].memory())
+                             "(config model.memory_addressing='none')")
+        states = self.visual(video, mask)
+        logits = self.unit_head(states) if self.unit_head is not None else None
+        return self.memory_read.weights(states, self.decoders.lmdecoders[code].memory(), logits)
 
     def ctc_logits(self, states: jax.Array, language: jax.Array) -> jax.Array:
         return self.decoders.ctc_logits(states, language)

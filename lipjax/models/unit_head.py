@@ -15,12 +15,8 @@ from lipjax.models.layers import Dtype
 
 
 class UnitHead(nnx.Module):
-    def __init__(self, dim: int, vocab: int, unit_type: str = "phoneme", *,
-                 dropout: float = 0.1, dtype: Dtype = jnp.float32, rngs: nnx.Rngs) -> None:
-        if unit_type not in ("phoneme", "acoustic"):
-            raise ValueError(f"config model.unit_type: expected 'phoneme' or 'acoustic', "
-                             f"found {unit_type!r}")
-        self.unit_type = unit_type
+    def __init__(self, dim: int, vocab: int, *, dropout: float = 0.1,
+                 dtype: Dtype = jnp.float32, rngs: nnx.Rngs) -> None:
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.proj = nnx.Linear(dim, vocab, dtype=dtype, rngs=rngs)
 

@@ -5,7 +5,13 @@
 whole folder on all cores. Needs the `preprocess` extra (PyAV, dlib, scikit-image).
 """
 
-from lipjax.preprocess.errors import NoAudioError, NoFaceError, PreprocessError, UndecodableError
+from lipjax.preprocess.errors import (
+    NoAudioError,
+    NoFaceError,
+    NoVideoError,
+    PreprocessError,
+    UndecodableError,
+)
 from lipjax.preprocess.landmarks import (
     DlibLandmarker,
     Landmarker,
@@ -21,6 +27,7 @@ __all__ = [
     "MouthRoi",
     "NoAudioError",
     "NoFaceError",
+    "NoVideoError",
     "PreprocessError",
     "UndecodableError",
     "extract_mouth",

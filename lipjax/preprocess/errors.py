@@ -25,5 +25,10 @@ class NoAudioError(UndecodableError):
     """The file decodes but has no audio stream."""
 
 
+class NoVideoError(UndecodableError):
+    """The file decodes but has no video stream (an audio file where a video was expected): a
+    different modality, not a broken file, so builders count it apart."""
+
+
 class NoFaceError(PreprocessError):
     """No frame of the clip contains a face the landmarker can find."""

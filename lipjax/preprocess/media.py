@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 import av
 import numpy as np
 
-from lipjax.data.features import FPS, SAMPLE_RATE
-from lipjax.preprocess.errors import NoAudioError, UndecodableError
+from lipjax.preprocess.errors import NoAudioError, NoVideoError, UndecodableError
+from lipjax.schema import FPS, SAMPLE_RATE
 
 PathLike = str | os.PathLike[str]
 _TIE = 1e-6  # seconds; timestamps closer than this count as equal
@@ -36,7 +36,7 @@ def _timed_frames(path: PathLike, pix_fmt: str) -> tuple[Iterator[tuple[float, n
     container = _open(path)
     if not container.streams.video:
         container.close()
-        raise UndecodableError(path, "has no video stream")
+        raise NoVideoError(path, "has no video stream")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     rate = stream.average_rate or stream.guessed_rate or FPS

@@ -1,6 +1,6 @@
 """Raw video -> 25 fps -> landmarks -> smoothing -> alignment to the mean face -> 96x96 mouth crop.
 
-The crop is what every lipjax video corpus stores (`lipjax.data.features.ROI_SIZE`): grayscale,
+The crop is what every lipjax video corpus stores (`lipjax.schema.ROI_SIZE`): grayscale,
 the mouth centred, the face at one fixed scale and upright whatever the camera saw.
 """
 
@@ -13,11 +13,11 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import ndimage
 
-from lipjax.data.features import FPS, ROI_SIZE
 from lipjax.preprocess import alignment
 from lipjax.preprocess.errors import UndecodableError
 from lipjax.preprocess.landmarks import Landmarker, detect, fill_missing, get_landmarker
 from lipjax.preprocess.media import iter_video
+from lipjax.schema import FPS, ROI_SIZE
 
 # Mean-face scale in pixels per template unit: the mouth (corner to corner) then spans ~47 px of
 # the 96 px crop, which shows the nostrils above and the chin below, as in LRS3/auto_avsr crops.

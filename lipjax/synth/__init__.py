@@ -1,13 +1,10 @@
 """The synthetic audio-visual corpus: text, speech, visemes, speakers, rendering, generation.
 
-`build(...)` prepares `synthetic_lips` configs (TFDS, array_record), optionally with custom sizes:
+The TFDS builder that writes it, and `build(...)` that prepares its configs, live above this
+package in `data_builders.synthetic_lips`:
 
-    from lipjax import synth
-    synth.build(["en", "it"], ["video", "audio"], "/data/tfds", sizes={"train": 8})
+    from data_builders.synthetic_lips.build import build
+    build(["en", "it"], ["video", "audio"], "/data/tfds", sizes={"train": 8})
 
-or from a shell: `python -m lipjax.synth.build --data_dir /data/tfds --langs en,it`.
+or from a shell: `python -m data_builders.synthetic_lips --data_dir /data/tfds --langs en,it`.
 """
-
-from lipjax.synth.build import build
-
-__all__ = ["build"]

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from lipjax import languages
-from lipjax.data.features import FPS, SAMPLES_PER_FRAME
+from lipjax.schema import FPS, SAMPLES_PER_FRAME
 from lipjax.synth import render, speakers, speech, text
 from lipjax.units import phonemes
 
@@ -39,7 +39,6 @@ class ClipConfig:
     seed: int = 0
     min_words: int = 3
     max_words: int = 7
-    num_speakers: int = 8
     top_words: int = 2000
 
 
@@ -96,7 +95,8 @@ def make_clip(config: ClipConfig, split: str, index: int,
     from lipjax.units import acoustic
 
     rng = clip_rng(config, split, index)
-    speaker_index = int(rng.integers(config.num_speakers))
+    pool = speakers.split_speakers(split)
+    speaker_index = int(pool[int(rng.integers(len(pool)))])
     speaker = speakers.make_speaker(config.language, speaker_index, config.seed)
     sentence, utterance = speak(config, rng, speaker)
     phone_string = phonemes.phonemize([sentence], config.language)[0]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from lipjax.data.features import FPS, ROI_SIZE
+from lipjax.schema import FPS, ROI_SIZE
 from lipjax.synth import visemes
 from lipjax.synth.speakers import Speaker
 from lipjax.synth.speech import PhoneTiming

@@ -2,8 +2,12 @@
 
 A lip reader must generalise across faces, so each speaker draws its own lip geometry, skin and
 lip tone, framing, lighting and camera noise, and its own espeak-ng voice variant, pitch and rate.
-A speaker is a pure function of (seed, language, index): the same id always looks and sounds the
-same, in every split and every build.
+
+One pool serves every language: speaker `index` looks the same whatever language it speaks (only
+the espeak-ng language voice changes), so a face says nothing about the language and a
+language-ID head must read the lips. The pool is split by speaker: validation and test clips
+come from speakers never seen in training (as in LRS3 and mTEDx), so scores measure lip reading,
+not speaker memory. A speaker is a pure function of (seed, index).
 """
 
 from __future__ import annotations
@@ -41,9 +45,21 @@ class Speaker:
     jitter: float  # head motion amplitude (pixels)
 
 
+# Speakers of each split, by index in the pool: disjoint, so evaluation speakers are unseen.
+POOL = {"train": range(0, 40), "validation": range(40, 46), "test": range(46, 52)}
+
+
+def split_speakers(split: str) -> range:
+    """Pool indices of the speakers whose clips go to `split`."""
+    if split not in POOL:
+        raise ValueError(f"speaker pool: unknown split {split!r}; expected one of {sorted(POOL)}")
+    return POOL[split]
+
+
 def make_speaker(lang: str, index: int, seed: int = 0) -> Speaker:
-    """Speaker `index` of language `lang`; deterministic in (seed, lang, index)."""
-    rng = np.random.default_rng([seed, languages.index(lang), index, 7919])
+    """Speaker `index` of the shared pool speaking `lang`: appearance and voice character are
+    deterministic in (seed, index) alone; `lang` only picks the espeak-ng language voice."""
+    rng = np.random.default_rng([seed, index, 7919])
     skin = float(rng.uniform(105, 195))
     voice = Voice(
             espeak_voice=languages.get(lang).espeak_voice,
@@ -53,7 +69,7 @@ def make_speaker(lang: str, index: int, seed: int = 0) -> Speaker:
             pitch_range=int(rng.integers(30, 80)),
     )
     return Speaker(
-            id=f"{lang}_spk{index:02d}",
+            id=f"spk{index:03d}",
             voice=voice,
             center_x=float(48 + rng.uniform(-4, 4)),
             center_y=float(50 + rng.uniform(-4, 4)),

@@ -6,7 +6,7 @@ so the acoustic units computed from the audio later align with the mouth frames.
 at 22050 Hz; the audio is resampled to the corpus rate of 16 kHz.
 
 libespeak-ng keeps global state, so each process initialises its own copy lazily (`_engine()`);
-worker processes of `lipjax.synth.build` therefore each own one synthesizer.
+worker processes of `data_builders.synthetic_lips.build` therefore each own one synthesizer.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import threading
 import numpy as np
 from scipy import signal
 
-from lipjax.data.features import SAMPLE_RATE
+from lipjax.schema import SAMPLE_RATE
 from lipjax.units.phonemes import clean_phone
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2

@@ -27,7 +27,7 @@ from flax import nnx
 
 from lipjax import languages, losses
 from lipjax.models import factory
-from lipjax.models.decoder import EOS, PAD, shift_targets
+from lipjax.models.decoder import EOS, PAD, UNK, shift_targets
 
 # What a checkpoint must hold for a copied sub-tree: parameters and BatchNorm statistics (not
 # dropout RNG state).
@@ -43,6 +43,7 @@ class HParams:
     lid_weight: float = 0.1
     ctc_weight: float = 0.1
     label_smoothing: float = 0.1
+    token_dropout: float = 0.0
     beam_size: int = 10
     decode_ctc_weight: float = 0.3
     length_penalty: float = 0.0
@@ -54,16 +55,31 @@ def hparams(config: ml_collections.ConfigDict) -> HParams:
     return HParams(unit_type=g("unit_type"), phoneme_targets=g("phoneme_targets"),
                    lid_weight=float(g("lid_weight")),
                    ctc_weight=float(g("ctc_weight")), label_smoothing=float(g("label_smoothing")),
+                   token_dropout=float(g("token_dropout")),
                    beam_size=int(g("beam_size")), decode_ctc_weight=float(g("decode_ctc_weight")),
                    length_penalty=float(g("length_penalty")),
                    max_decode_len=int(g("max_decode_len")))
 
 
+def drop_tokens(inputs: jax.Array, rate: float, key: jax.Array) -> jax.Array:
+    """Decoder inputs with each token after BOS replaced by UNK with probability `rate`.
+
+    An autoregressive decoder trained on few sentences learns to recite them from their first
+    words (train accuracy 100 %, validation 51 % teacher-forced, measured on the synthetic
+    corpus): hiding part of its own history makes it read the encoder states instead."""
+    drop = jax.random.bernoulli(key, rate, inputs.shape)
+    drop = drop.at[:, 0].set(False)
+    return jnp.where(drop & (inputs != PAD), UNK, inputs)
+
+
 def text_loss(model: Any, states: jax.Array, mask: jax.Array, batch: dict[str, jax.Array],
-              hp: HParams) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """(1 - w) · label-smoothed CE (decoder) + w · CTC (text head), w = model.ctc_weight."""
+              hp: HParams, rngs: nnx.Rngs | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(1 - w) · label-smoothed CE (decoder) + w · CTC (text head), w = hp.ctc_weight; with
+    `rngs` (training), decoder inputs are dropped at hp.token_dropout (see `drop_tokens`)."""
     language = batch["language"]
     inputs, targets, tmask = shift_targets(batch["tokens"], batch["token_mask"])
+    if rngs is not None and hp.token_dropout > 0:
+        inputs = drop_tokens(inputs, hp.token_dropout, rngs())
     logits = model.decode(inputs, states, mask, language)
     ce = losses.label_smoothed_ce(logits, targets, tmask, hp.label_smoothing)
     metrics = {"ce": ce, "token_accuracy": losses.accuracy(logits, targets, tmask)}

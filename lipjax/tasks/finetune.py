@@ -1,10 +1,13 @@
 """Stage 3: combine the stage-1 visual encoder with the target language's stage-2 LMDecoder and
 fine-tune on that language's few video-text clips.
 
-config.model.use_memory switches the memory read (the method) on or off; with it off and no
-`init` checkpoints this is baseline (a) (VSR from scratch), with only `init.encoder` baseline
-(b) (shared-unit encoder + plain decoder). Checkpoints (config.init, see tasks/common.py):
-  - init.encoder: stage-1 workdir → model.frontend, model.encoder
+config.model.memory_addressing picks how visual states read the memory ("attention",
+"posterior") or that they read none ("none"); with none and no `init` checkpoints this is
+baseline (a) (VSR from scratch), with only `init.encoder` baseline (b) (shared-unit encoder +
+plain decoder), with `init.lmdecoder` too ablation (c). Checkpoints (config.init, see
+tasks/common.py):
+  - init.encoder: stage-1 workdir → model.visual (frontend + visual encoder)
+  - init.unit_head: stage-1 workdir → model.unit_head (posterior addressing)
   - init.lmdecoder: stage-2 workdir (one for all languages) or {code: workdir} →
     model.decoders.lmdecoders[code]
 Batches may mix languages (each example goes to its language's LMDecoder; see lmdecoder.py).
@@ -32,11 +35,11 @@ def create_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LipReader
 
 def loss_fn(model: LipReader, batch: dict[str, jax.Array],
             rngs: nnx.Rngs) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Dropout draws from the streams the model was built with; `rngs` is unused."""
-    del rngs
+    """Model dropout draws from the model's own streams; `rngs` (the trainer's) drops decoder
+    input tokens (config model.token_dropout)."""
     mask = batch["video_mask"]
     states = model.encode(batch["video"], mask, batch["language"])
-    return text_loss(model, states, mask, batch, model.hp)
+    return text_loss(model, states, mask, batch, model.hp, rngs)
 
 
 def eval_step(model: LipReader, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -74,13 +77,20 @@ def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
 
 
 def load_pretrained(model: LipReader, config: ml_collections.ConfigDict) -> None:
-    """Copies stage-1 (frontend, encoder) and stage-2 (per-language LMDecoder) weights."""
+    """Copies stage-1 (visual encoder, unit head) and stage-2 (per-language LMDecoder)
+    weights."""
     init = config.get("init", None) or {}
     encoder_path = init.get("encoder", None)
     if encoder_path:
-        n = load_subtrees(model, encoder_path, [(("frontend",), ("frontend",)),
-                                                (("encoder",), ("encoder",))])
-        logging.info("Loaded %d arrays (frontend, encoder) from %s", n, encoder_path)
+        n = load_subtrees(model, encoder_path, [(("visual",), ("visual",))])
+        logging.info("Loaded %d arrays (visual encoder) from %s", n, encoder_path)
+    head_path = init.get("unit_head", None)
+    if head_path:
+        if model.unit_head is None:
+            raise ValueError("config init.unit_head is set but the model has no unit head "
+                             "(config model.memory_addressing must be 'posterior')")
+        n = load_subtrees(model, head_path, [(("unit_head",), ("unit_head",))])
+        logging.info("Loaded %d arrays (unit head) from %s", n, head_path)
     lm = init.get("lmdecoder", None)
     if lm:
         paths = {c: lm for c in model.decoders.codes} if isinstance(lm, str) else dict(lm)

@@ -33,11 +33,11 @@ def unit_inputs(batch: dict[str, jax.Array], unit_type: str) -> tuple[jax.Array,
 
 def loss_fn(model: LMDecoderModel, batch: dict[str, jax.Array],
             rngs: nnx.Rngs) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Dropout draws from the streams the model was built with; `rngs` is unused."""
-    del rngs
+    """Model dropout draws from the model's own streams; `rngs` (the trainer's) drops decoder
+    input tokens (config model.token_dropout)."""
     units, mask = unit_inputs(batch, model.hp.unit_type)
     states = model.encode(units, mask, batch["language"])
-    return text_loss(model, states, mask, batch, model.hp)
+    return text_loss(model, states, mask, batch, model.hp, rngs)
 
 
 def eval_step(model: LMDecoderModel, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:

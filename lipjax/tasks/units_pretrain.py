@@ -109,7 +109,7 @@ def _refs(batch: dict, unit_type: str) -> list[list[int]]:
 def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
                  config: ml_collections.ConfigDict) -> dict[str, float]:
     """per: unit (phone) error rate by edit distance (word boundaries excluded for phonemes);
-    lid_accuracy."""
+    ver: viseme error rate (phonemes only, see metrics.viseme_error_rate); lid_accuracy."""
     unit_type = factory.get(config, "unit_type")
     refs, hyps, labels, preds = [], [], [], []
     for out, batch in zip(outputs, batches, strict=True):
@@ -128,6 +128,12 @@ def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
             labels.append(np.asarray(batch["language"])[valid])
             preds.append(np.asarray(out["lid"])[valid])
     result = {"per": metrics.error_rate(refs, hyps)}
+    if unit_type != "acoustic":
+        from lipjax.units.phonemes import load_inventory
+
+        inventory = load_inventory()
+        result["ver"] = metrics.viseme_error_rate([inventory.decode(r) for r in refs],
+                                                  [inventory.decode(h) for h in hyps])
     if labels:
         result["lid_accuracy"] = metrics.lid_accuracy(np.concatenate(labels),
                                                       np.concatenate(preds))

@@ -16,18 +16,24 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from lipjax.data import sharding as sharding_lib
+
 _DIST_ENV = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
 FSDP_MIN_SIZE = 2**14  # arrays smaller than this many elements are replicated
 
 
 def maybe_initialize_distributed(coordinator_address: str | None = None,
                                  num_processes: int | None = None,
-                                 process_id: int | None = None) -> None:
+                                 process_id: int | None = None,
+                                 heartbeat_timeout_s: int | None = None,
+                                 force: bool = False) -> None:
     """Calls `jax.distributed.initialize` when flags or the environment ask for several processes.
 
     TPU pods, SLURM and Open MPI are detected by jax itself (it reads their variables); on a
     plain box pass the coordinator, process count and id (flags or JAX_COORDINATOR_ADDRESS,
-    JAX_NUM_PROCESSES, JAX_PROCESS_ID).
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID). `heartbeat_timeout_s` bounds how long the others wait
+    for a process that died (jax's default is 100 s). `force`: initialize even when no
+    variable says so (TPU VM pods, where jax asks the TPU metadata server).
     """
     addr = coordinator_address or next((os.environ[k] for k in _DIST_ENV if k in os.environ), None)
     if num_processes is None and "JAX_NUM_PROCESSES" in os.environ:
@@ -37,13 +43,16 @@ def maybe_initialize_distributed(coordinator_address: str | None = None,
     cluster = any(k in os.environ for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE",
                                             "TPU_WORKER_HOSTNAMES",
                                             "MEGASCALE_COORDINATOR_ADDRESS"))
-    if addr is None and not cluster:
+    if addr is None and not cluster and not force:
         return
+    extra = {}
+    if heartbeat_timeout_s:
+        extra["heartbeat_timeout_seconds"] = int(heartbeat_timeout_s)
     if addr is not None:
         jax.distributed.initialize(coordinator_address=addr, num_processes=num_processes,
-                                   process_id=process_id)
+                                   process_id=process_id, **extra)
     else:
-        jax.distributed.initialize()
+        jax.distributed.initialize(**extra)
 
 
 def make_mesh(mesh_cfg: dict | None) -> Mesh:
@@ -67,12 +76,12 @@ def make_mesh(mesh_cfg: dict | None) -> Mesh:
 
 
 def batch_axes(mesh: Mesh) -> tuple[str, ...]:
-    """Mesh axes the batch dimension is split over (all of them)."""
-    return tuple(mesh.axis_names)
+    """Mesh axes the batch dimension is split over (all of them); see lipjax/data/sharding.py."""
+    return sharding_lib.batch_axes(mesh)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P(batch_axes(mesh)))
+    return sharding_lib.batch_sharding(mesh)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -98,23 +107,9 @@ def state_shardings(abstract_state, mesh: Mesh):
                         abstract_state)
 
 
-def to_global(batch: dict, mesh: Mesh) -> dict[str, jax.Array]:
-    """Host-local numpy batch -> global jax.Arrays split over the batch axes.
-
-    Host-only entries (strings, objects) are dropped; every process passes its own slice.
-    """
-    sharding = batch_sharding(mesh)
-    out = {}
-    for k, v in batch.items():
-        v = np.asarray(v)
-        if v.dtype.kind in "OUS":
-            continue
-        out[k] = jax.make_array_from_process_local_data(sharding, v)
-    return out
-
-
 def to_host_local(tree, mesh: Mesh):
-    """Global batch-sharded outputs -> this process's rows as numpy (inverse of `to_global`)."""
+    """Global batch-sharded outputs -> this process's rows as numpy (inverse of
+    `lipjax.data.sharding.to_global`)."""
     from jax.experimental import multihost_utils
 
     if jax.process_count() == 1:

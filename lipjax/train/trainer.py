@@ -20,13 +20,15 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from lipjax.data import sharding
 from lipjax.train import mesh as mesh_lib
 from lipjax.train import schedules
-from lipjax.train.checkpoint import Checkpointer
+from lipjax.train.checkpoint import Checkpointer, saved_num_shards
 from lipjax.train.progress import Progress
 from lipjax.train.state import checkpoint_tree, create_train_state, load_checkpoint_tree, reshard
 from lipjax.train.step import make_eval_step, make_train_step
 from lipjax.train.tb import MetricWriter
+from lipjax.train.workdir import WorkdirLock, WorkdirLocked
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,8 @@ def evaluate(task: Any, model: nnx.Module, eval_step, config: ml_collections.Con
     """One pass of the eval `loader`: task.eval_step on device, task.eval_metrics on each host.
 
     With several processes each host scores its own shard; the metrics are averaged
-    (weighted by the number of clips per host).
+    (weighted by the number of clips per host). The host batch is padded to the shapes agreed
+    across processes first, so it lines up with the outputs.
     """
     max_batches = config.train.get("eval_batches", 0) or math.inf
     outputs, batches = [], []
@@ -52,7 +55,8 @@ def evaluate(task: Any, model: nnx.Module, eval_step, config: ml_collections.Con
     for i, batch in enumerate(loader):
         if i >= max_batches:
             break
-        out = eval_step(model, mesh_lib.to_global(batch, mesh))
+        batch = sharding.agree_shapes(batch)
+        out = eval_step(model, sharding.to_global(batch, mesh, agreed=True))
         outputs.append(mesh_lib.to_host_local(out, mesh))
         batches.append(batch)
     _set_mode(model, train=True)
@@ -68,8 +72,41 @@ def evaluate(task: Any, model: nnx.Module, eval_step, config: ml_collections.Con
     return {k: float(v) for k, v in metrics.items()}
 
 
+def _any_process(flag: bool) -> bool:
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.array([flag]))))
+
+
+def lock_workdir(workdir: str) -> WorkdirLock:
+    """Process 0 takes the workdir's lock; every process raises WorkdirLocked if it failed."""
+    lock = WorkdirLock(workdir)
+    error = None
+    if jax.process_index() == 0:
+        try:
+            lock.acquire()
+        except WorkdirLocked as e:
+            error = e
+    if _any_process(error is not None):
+        raise error or WorkdirLocked(f"{workdir}: process 0 could not lock the workdir "
+                                     "(its log names the holder)")
+    return lock
+
+
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains `config` in `workdir` (resuming from its latest checkpoint); returns a summary."""
+    """Trains `config` in `workdir` (resuming from its latest checkpoint); returns a summary.
+
+    Refuses (WorkdirLocked) while another live run holds `workdir`."""
+    lock = lock_workdir(workdir)
+    try:
+        return _train(config, workdir)
+    finally:
+        lock.release()
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     from lipjax.data.pipeline import make_loader
     from lipjax.tasks import get_task
 
@@ -100,20 +137,32 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         # ------------------------------------------------------------------------------------
         # Input pipeline and checkpoints: resume model, optimizer and data stream together.
         # ------------------------------------------------------------------------------------
-        loader = make_loader(config.data, "train", train=True, seed=config.seed, mesh=mesh)
         ckpt = Checkpointer(workdir, keep=tcfg.get("keep", 3),
                             best_metric=tcfg.get("best_metric", None) or None,
                             best_mode=tcfg.get("best_mode", "min"),
                             async_save=tcfg.get("async_checkpoint", True))
-        step = 0
+        # A resumed run keeps the data sharding it was started with (its stream is defined by
+        # it), whatever the process count now, when that count divides it.
         latest = ckpt.latest_step()
-        if latest is not None:
-            restored = ckpt.restore(latest, checkpoint_tree(model, optimizer, rngs, 0), loader)
+        shards = saved_num_shards(ckpt.data_dir(latest)) if latest is not None else None
+        restore_data = shards is None or shards % jax.process_count() == 0
+        if not restore_data:
+            log.warning("checkpoint %s/%d has %d data shards, not divisible by %d processes: "
+                        "restoring the model and optimizer, the input stream starts afresh",
+                        ckpt.directory, latest, shards, jax.process_count())
+            shards = None
+        loader = make_loader(config.data, "train", train=True, seed=config.seed, mesh=mesh,
+                             num_shards=shards)
+        step, restored = ckpt.restore_latest(checkpoint_tree(model, optimizer, rngs, 0),
+                                             loader if restore_data else None)
+        if restored is not None:
             step = load_checkpoint_tree(model, optimizer, rngs, restored)
             log.info("resumed from %s/%d", ckpt.directory, step)
-        elif getattr(task, "load_pretrained", None) is not None:
-            task.load_pretrained(model, config)
-            reshard(model, mesh)
+        else:
+            step = 0
+            if getattr(task, "load_pretrained", None) is not None:
+                task.load_pretrained(model, config)
+                reshard(model, mesh)
         it = loader if hasattr(loader, "__next__") else iter(loader)
 
         # ------------------------------------------------------------------------------------
@@ -121,7 +170,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         # ------------------------------------------------------------------------------------
         train_step = make_train_step(task, schedule)
         eval_step = make_eval_step(task)
-        writer = MetricWriter(workdir)
+        writer = MetricWriter(workdir, resume_step=step)
         global_batch = config.data.batch_size
         progress = Progress(step, num_steps, global_batch)
         stop = {"signal": None}
@@ -158,7 +207,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 except StopIteration as e:
                     raise RuntimeError(f"train loader of {config.task} ended at step {step}; "
                                        "expected an endless (repeating) train stream") from e
-                metrics = train_step(model, optimizer, rngs, mesh_lib.to_global(batch, mesh))
+                metrics = train_step(model, optimizer, rngs, sharding.to_global(batch, mesh))
                 step += 1
                 if pending is not None:  # lag one step so the host never waits on the device
                     check_finite(*pending)
@@ -202,12 +251,20 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 if preempted:
                     progress.write(f"SIGTERM: saved checkpoint at step {step}, exiting")
                     break
+        except BaseException:
+            # With several processes a failure is often a dead peer: waiting for a save in
+            # flight could block on it forever. That save stays in Orbax's temporary directory
+            # and is never restored.
+            if jax.process_count() > 1:
+                ckpt = None
+            raise
         finally:
-            ckpt.close()  # waits for async saves in flight (all from finite states)
+            if ckpt is not None:
+                ckpt.close()  # waits for async saves in flight (all from finite states)
             writer.close()
             progress.close()
             if previous_handler is not None:
                 signal.signal(signal.SIGTERM, previous_handler)
 
     return {"step": step, "eval": last_eval, "preempted": stop["signal"] is not None,
-            "checkpoint_dir": ckpt.directory}
+            "checkpoint_dir": os.path.abspath(os.path.join(workdir, "checkpoints"))}

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.fft
 from etils import epath
 
-from lipjax.data.features import SAMPLE_RATE, SAMPLES_PER_FRAME
+from lipjax.schema import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 N_FFT = 1024  # one 640-sample frame, zero-padded
 N_MELS = 40

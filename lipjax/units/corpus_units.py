@@ -33,15 +33,20 @@ MAX_FIT_FRAMES = 200_000
 _inventory = functools.cache(phonemes.load_inventory)
 
 
-def phoneme_units(texts: list[str], language: str
+def phoneme_units(texts: list[str], language: str,
+                  markers: collections.Counter | None = None
                   ) -> list[tuple[str, np.ndarray, collections.Counter]]:
     """(phonemes string, int32 ids in the shared inventory, phones the inventory lacks) per text.
 
     Empty for an empty text and for languages the registry does not know (no espeak voice).
+    espeak-ng's unknown markers (`??`) are never phones; they are added to `markers` if given.
     """
     known = language in languages.codes()
     todo = [t for t in texts if t and known]
-    done = iter(phonemes.phonemize(todo, language) if todo else [])
+    strings, dropped = phonemes.phonemize_counted(todo, language) if todo else ([], None)
+    if markers is not None and dropped:
+        markers.update(dropped)
+    done = iter(strings)
     out = []
     for text in texts:
         phone_str = next(done) if text and known else ""

@@ -9,7 +9,14 @@ Conventions (applied identically to phonemizer output and to the synthesizer's p
 stress marks are stripped; tie bars are removed (`t͡ʃ` -> `tʃ`); length marks stay part of their
 phone (`aː` and `tː` are single phones, distinct from `a` and `t`), as do nasalisation and other
 diacritics. Phones outside the inventory are never dropped silently: `Inventory.encode` returns a
-Counter of them and builders report it.
+Counter of them and builders report it with counts.
+
+The inventory grows with the languages: a shared core (the first languages' phones), then one
+section per added language (`# + de German`) holding only the phones that language's espeak-ng
+voice adds. Sections are only ever appended, so the ids of existing phones never move and
+trained checkpoints keep their meaning. espeak-ng's own markers (`??` for a letter it cannot
+pronounce, ASCII leftovers such as `"` or `^`) are not phones: `phonemize_counted` drops and
+counts them.
 """
 
 from __future__ import annotations
@@ -32,24 +39,44 @@ _STRIP = str.maketrans("", "", "ˈˌ\u0361\u035c‿_-'")
 
 
 _LANGUAGE_FLAG = re.compile(r"\([a-z-]+\)")
+# espeak-ng writes `?` for what it cannot pronounce; `"`, `^` and `.` are ASCII leftovers of its
+# phoneme mnemonics, never part of an IPA phone.
+UNKNOWN_MARKER = "?"
+_ASCII_LEFTOVERS = str.maketrans("", "", '"^.')
+_PALATAL = re.compile("\u02b2+")  # ʲʲ (Romanian) is one palatalisation
+_SECTION = re.compile(r"#\s*\+\s*([A-Za-z-]+)")
+# What a voice's `??` stands for where espeak-ng (1.51) has a phoneme without an IPA name:
+# German `UR` (durch, wurde, kurz), which the voice writes as ʊ + ɾ in its other r-words.
+VOICE_GAPS: dict[str, tuple[str, ...]] = {"de": ("ʊ", "ɾ")}
 
 
 def clean_phone(phone: str) -> str:
-    """A phone in inventory convention: NFC, stress marks, tie bars, pause marks and espeak's
-    language-switch flags such as "(en)" removed."""
+    """A phone in inventory convention: NFC, stress marks, tie bars, pause marks, espeak's
+    language-switch flags such as "(en)" and its unknown markers (`??`) removed."""
     phone = _LANGUAGE_FLAG.sub("", unicodedata.normalize("NFC", phone))
-    return phone.translate(_STRIP).strip()
+    if UNKNOWN_MARKER in phone:
+        return ""
+    phone = _PALATAL.sub("\u02b2", phone.translate(_STRIP).translate(_ASCII_LEFTOVERS).strip())
+    return "" if phone and all(unicodedata.category(c) in ("Lm", "Mn", "Sk") for c in phone) \
+        else phone
 
 
 class Inventory:
-    """Phone <-> id mapping of the shared inventory."""
+    """Phone <-> id mapping of the shared inventory; `added_by` names the language section that
+    brought each phone in (absent for the shared core)."""
 
-    def __init__(self, phones: list[str]) -> None:
+    def __init__(self, phones: list[str], added_by: dict[str, str] | None = None) -> None:
         if len(set(phones)) != len(phones):
             dupes = [p for p, c in collections.Counter(phones).items() if c > 1]
             raise ValueError(f"ipa_inventory.txt lists phones twice: {dupes}")
         self.phones = [BLANK, WORD, *phones]
         self._ids = {p: i for i, p in enumerate(self.phones)}
+        self.added_by = dict(added_by or {})
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Languages with a section of their own, in file order."""
+        return tuple(dict.fromkeys(self.added_by.values()))
 
     @property
     def size(self) -> int:
@@ -86,8 +113,23 @@ def load_inventory() -> Inventory:
     """The shared inventory from `ipa_inventory.txt` (lines starting with # are comments)."""
     text = importlib.resources.files("lipjax.units").joinpath("ipa_inventory.txt").read_text(
             encoding="utf-8")
-    phones = [line.strip() for line in text.splitlines()]
-    return Inventory([p for p in phones if p and not p.startswith("#")])
+    return parse_inventory(text)
+
+
+def parse_inventory(text: str) -> Inventory:
+    """An Inventory from the file's text: one phone per line, `#` comments, and `# + <code>`
+    lines that open a language's section (its phones follow until the next section)."""
+    phones, added_by, section = [], {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        heading = _SECTION.match(line)
+        if heading:
+            section = heading.group(1)
+        elif line and not line.startswith("#"):
+            phones.append(line)
+            if section:
+                added_by[line] = section
+    return Inventory(phones, added_by)
 
 
 @functools.cache
@@ -103,21 +145,36 @@ def phonemize(texts: list[str], lang: str) -> list[str]:
 
     Uses phonemizer's espeak backend with the language's espeak voice; an empty text gives "".
     """
+    return phonemize_counted(texts, lang)[0]
+
+
+def phonemize_counted(texts: list[str], lang: str, voice: str | None = None
+                      ) -> tuple[list[str], collections.Counter]:
+    """`phonemize`, plus a Counter of the espeak-ng markers it dropped (`??` for a letter the
+    voice cannot pronounce), so that callers can report them instead of training on them.
+    `voice` overrides the registry's (a language not registered in this process)."""
     from phonemizer.separator import Separator
 
-    voice = languages.get(lang).espeak_voice
+    voice = voice or languages.get(lang).espeak_voice
     separator = Separator(phone=" ", word=" | ", syllable="")
     raw = _backend(voice).phonemize(list(texts), separator=separator, strip=True, njobs=1)
-    out = []
+    out, dropped = [], collections.Counter()
     for line in raw:
         words = []
         for word in line.split("|"):
-            phones = [clean_phone(p) for p in word.split()]
-            phones = [p for p in phones if p]
+            phones = []
+            for raw_phone in word.split():
+                phone = clean_phone(raw_phone)
+                if phone:
+                    phones.append(phone)
+                elif UNKNOWN_MARKER in raw_phone and voice in VOICE_GAPS:
+                    phones += VOICE_GAPS[voice]
+                elif UNKNOWN_MARKER in raw_phone:
+                    dropped[raw_phone] += 1
             if phones:
                 words.append(" ".join(phones))
         out.append(" | ".join(words))
-    return out
+    return out, dropped
 
 
 def split_phones(phonemes: str) -> list[str]:

@@ -11,7 +11,8 @@ import io
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import sentencepiece as spm
 from etils import epath
@@ -86,25 +87,29 @@ def load_tokenizer(lang: str, data_dir: str | os.PathLike[str]) -> spm.SentenceP
     if not path.exists():
         raise FileNotFoundError(
                 f"No SentencePiece model for language {lang!r} at {path}. Build the corpus and "
-                f"its tokenizers with `python -m lipjax.synth.build --data_dir {data_dir} --langs "
-                f"{lang}`, or call lipjax.units.tokenizer.ensure_tokenizer({lang!r}, "
-                f"{str(data_dir)!r}).")
+                f"its tokenizers with `python -m data_builders.synthetic_lips --data_dir "
+                f"{data_dir} --langs {lang}`, or call lipjax.data.tokenizer.ensure_tokenizer("
+                f"{lang!r}, {str(data_dir)!r}).")
     return spm.SentencePieceProcessor(model_proto=path.read_bytes())
 
 
-def ensure_tokenizer(lang: str, data_dir: str | os.PathLike[str], builder: str = "synthetic_lips",
-                     config: str | None = None,
-                     vocab_size: int = DEFAULT_VOCAB_SIZE) -> spm.SentencePieceProcessor:
-    """Loads the tokenizer of `lang`, training it first from `builder/config`'s train-split text
-    (default config `{lang}_audio`, the largest text source) if the model file is missing."""
+def texts_of(examples: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The `text` of every example of a random-access source (TFDS gives text as bytes)."""
+    texts = (examples[i]["text"] for i in range(len(examples)))
+    return [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
+
+
+def ensure_tokenizer(lang: str, data_dir: str | os.PathLike[str],
+                     texts: Callable[[], Iterable[str]], vocab_size: int = DEFAULT_VOCAB_SIZE,
+                     source: str = "") -> spm.SentencePieceProcessor:
+    """Loads the tokenizer of `lang`, training it first on `texts()` if the model file is missing.
+
+    The caller says where the text comes from (a builder it holds, or a corpus opened by name in
+    `lipjax.data.tokenizer`): this layer sits below the builders and the data pipeline.
+    """
     path = languages.get(lang).tokenizer_path(data_dir)
     if path.exists():
         return load_tokenizer(lang, data_dir)
-    from lipjax.data import source  # lazy: TFDS is only needed when training
-
-    config = config or f"{lang}_audio"
-    ds = source.open_source(builder, config, "train", data_dir)
-    texts = [source.as_str(ds[i]["text"]) for i in range(len(ds))]
-    log.info("Training tokenizer %s on %d sentences of %s/%s.", path, len(texts), builder,
-                 config)
+    texts = list(texts())
+    log.info("Training tokenizer %s on %d sentences of %s.", path, len(texts), source or "text")
     return train_tokenizer(texts, path, vocab_size)

@@ -1,10 +1,11 @@
-"""Preparing synthetic_lips configs: `build(...)` from Python, `python -m lipjax.synth.build`.
+"""Preparing synthetic_lips configs: `build(...)`, or `python -m data_builders.synthetic_lips`.
 
-    python -m lipjax.synth.build --data_dir /data/tfds --langs en,it --modalities video,audio \
-        [--sizes train=8,validation=4,test=4] [--seed 0]
+    python -m data_builders.synthetic_lips --data_dir /data/tfds --langs en,it \
+        --modalities video,audio [--sizes train=8,validation=4,test=4] [--seed 0]
 
 builds each `synthetic_lips/{lang}_{modality}` (demo sizes unless --sizes) and then each
-language's SentencePiece tokenizer from its text.
+language's SentencePiece tokenizer from its text. It lives with the builder, not in
+`lipjax.synth`, because it drives the TFDS builder that sits above the generator.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ import logging
 import os
 from collections.abc import Sequence
 
+from data_builders.synthetic_lips import synthetic_lips_dataset_builder as sl
+from lipjax.units import tokenizer
+
 
 def build(langs: Sequence[str], modalities: Sequence[str], data_dir: str | os.PathLike[str],
-          sizes: dict[str, int] | int | None = None, seed: int = 0) -> dict[str, object]:
+          sizes: dict[str, int] | int | None = None, seed: int = 0) -> dict[str, sl.Builder]:
     """Prepares `synthetic_lips/{lang}_{modality}` for every pair; returns the builders by name.
 
     `sizes` overrides examples per split for every config (an int sets all three splits);
     None keeps the demo sizes. Already prepared configs are reused, so rebuilding with other
     sizes or another seed needs a fresh `data_dir`.
     """
-    from data_builders.synthetic_lips import synthetic_lips_dataset_builder as sl
-
     if isinstance(sizes, int):
         sizes = {"train": sizes, "validation": sizes, "test": sizes}
     builders = {}
@@ -56,9 +58,8 @@ def _parse_sizes(text: str) -> dict[str, int] | int | None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: build configs, then a tokenizer per language (from its audio-text config
     when built, else its video config)."""
-    from lipjax.units import tokenizer
-
-    parser = argparse.ArgumentParser(prog="python -m lipjax.synth.build", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m data_builders.synthetic_lips",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="TFDS data_dir to write into.")
     parser.add_argument("--langs", default="en,es,fr,it,pt", help="comma-separated codes")
@@ -70,9 +71,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     langs = [x for x in args.langs.split(",") if x]
     modalities = [x for x in args.modalities.split(",") if x]
-    build(langs, modalities, args.data_dir, _parse_sizes(args.sizes), args.seed)
+    builders = build(langs, modalities, args.data_dir, _parse_sizes(args.sizes), args.seed)
     if args.no_tokenizers:
         return
     for lang in langs:
         modality = "audio" if "audio" in modalities else modalities[0]
-        tokenizer.ensure_tokenizer(lang, args.data_dir, config=f"{lang}_{modality}")
+        builder = builders[f"{lang}_{modality}"]
+        tokenizer.ensure_tokenizer(
+                lang, args.data_dir,
+                lambda b=builder: tokenizer.texts_of(b.as_data_source("train")),
+                source=f"synthetic_lips/{lang}_{modality}")

@@ -1,0 +1,8 @@
+"""`python -m data_builders NAME --manual_dir DIR ...`: builds a corpus (data_builders/build.py)."""
+
+import sys
+
+from data_builders import build
+
+if __name__ == "__main__":
+    sys.exit(build.main())

@@ -1,0 +1,110 @@
+"""Compile time of the train step (forward + backward + AdamW, the trainer's `make_train_step`)
+for tiny / small / base configs on the CPU; nothing is executed but the compile.
+
+    python -m experiments.bench_compile [--configs tiny,small,base] [--task finetune]
+        [--dtype bfloat16] [--batch 2] [--frames 75] [--json out.json]
+
+`--task finetune` (default) is the auto_avsr architecture (front end + Conformer + decoder, no
+memory); `--task units_pretrain` is stage 1. Each config is compiled in a fresh subprocess
+(no in-memory or persistent cache), timing `jit(...).lower(...)` and `.compile()` apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+def compile_one(task: str, variant: str, dtype: str, batch: int, frames: int) -> dict[str, Any]:
+    import jax
+    from flax import nnx
+
+    from experiments.bench_train import make_config, random_batch
+    from lipjax.data import sharding
+    from lipjax.tasks import get_task
+    from lipjax.train import mesh as mesh_lib
+    from lipjax.train import schedules
+    from lipjax.train.state import create_train_state
+    from lipjax.train.step import make_train_step
+
+    args = argparse.Namespace(task=task, dtype=dtype, remat=False, no_memory=True,
+                              memory_layers=0, set=[])
+    config = make_config(args, variant)
+    mesh = mesh_lib.make_mesh(config.train.mesh)
+    with jax.set_mesh(mesh):
+        tx = schedules.make_optimizer(config.optim, 10_000)
+        t0 = time.perf_counter()
+        model, optimizer, rngs = create_train_state(get_task(config.task), config, mesh, tx)
+        init_s = time.perf_counter() - t0
+        model.train()
+        n_params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+        step = make_train_step(get_task(config.task), schedules.make_schedule(config.optim,
+                                                                              10_000))
+        batch = sharding.to_global(random_batch(batch, frames, config), mesh)
+        t0 = time.perf_counter()
+        lowered = step.lower(model, optimizer, rngs, batch) if hasattr(step, "lower") else None
+        lower_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if lowered is not None:
+            lowered.compile()
+        else:  # no AOT lowering on this nnx.jit: first call, blocking (includes one step)
+            jax.block_until_ready(step(model, optimizer, rngs, batch)["loss"])
+        compile_s = time.perf_counter() - t0
+    return {"task": task, "config": variant, "dtype": dtype, "params_M": n_params / 1e6,
+            "init_s": init_s, "lower_s": lower_s, "compile_s": compile_s,
+            "total_s": lower_s + compile_s, "aot": lowered is not None}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", default="tiny,small,base")
+    p.add_argument("--task", default="finetune", choices=("finetune", "units_pretrain"))
+    p.add_argument("--dtype", default="bfloat16")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--frames", type=int, default=75)
+    p.add_argument("--json", default=None)
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        row = compile_one(args.task, args.one, args.dtype, args.batch, args.frames)
+        print("RESULT " + json.dumps(row), flush=True)
+        return
+    rows = []
+    env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    for variant in args.configs.split(","):
+        cmd = [sys.executable, "-m", "experiments.bench_compile", "--one", variant,
+               "--task", args.task, "--dtype", args.dtype, "--batch", str(args.batch),
+               "--frames", str(args.frames)]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        line = next((x for x in res.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            rows.append({"task": args.task, "config": variant, "status":
+                         f"failed: {res.stderr.strip().splitlines()[-1:] or res.returncode}"})
+        else:
+            rows.append(json.loads(line[len("RESULT "):]))
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{time.strftime('%Y-%m-%d')}, batch {args.batch} x {args.frames} frames, "
+          f"{args.dtype}\n")
+    print("| task | config | params (M) | lower (s) | compile (s) | total (s) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        if "status" in r:
+            print(f"| {r['task']} | {r['config']} | | | | {r['status']} |")
+        else:
+            print(f"| {r['task']} | {r['config']} | {r['params_M']:.1f} | {r['lower_s']:.1f} | "
+                  f"{r['compile_s']:.1f} | {r['total_s']:.1f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

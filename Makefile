@@ -7,7 +7,9 @@ DATA_DIR ?= out/data
 DEMO_DIR ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench espeak clean
+REPRODUCE_DIR ?= out/reproduce
+
+.PHONY: demo reproduce test test-slow lint bench espeak clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -27,9 +29,19 @@ espeak:
 demo: $(STAMP) espeak
 	$(PY) -m experiments.demo --data_dir $(DATA_DIR) --workdir $(DEMO_DIR)
 
+# The recipe at the size that answers the paper's question (about two hours on 2 CPU cores;
+# resumable: run it again after an interruption).
+reproduce: $(STAMP) espeak
+	$(PY) -m experiments.demo --preset reproduce --data_dir $(REPRODUCE_DIR)/data \
+		--workdir $(REPRODUCE_DIR)
+
 test: $(STAMP) espeak
 	$(PY) -m ruff check lipjax configs data_builders experiments tests
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+
+# Long tests (kill -9 resume, several processes): minutes each.
+test-slow: $(STAMP) espeak
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 bench: $(STAMP) espeak
 	$(PY) -m experiments.bench_data

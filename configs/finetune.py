@@ -31,7 +31,8 @@ ADDRESSING = {"memory": "attention", "posterior": "posterior"}  # the others rea
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = common.parse_arg(arg, {"lang": "", "init": "memory", "runs_dir": "out/runs",
-                                  "units": "acoustic", "builder": "synthetic_lips",
+                                  "units": "phoneme", "phoneme_targets": "sequence",
+                                  "builder": "synthetic_lips",
                                   "batch_size": 0, "steps": 0})
     if not args.lang:
         raise ValueError("configs/finetune.py: the argument needs lang=xx "
@@ -44,11 +45,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.seed = 0
     config.lang = args.lang
     config.data = common.data_config(args, [(f"{args.lang}_video", 1.0)])
-    config.model = common.model_config(args, unit_type=args.units, languages=[args.lang],
-                                       memory_addressing=ADDRESSING.get(args.init, "none"))
+    config.model = common.model_config(args, unit_type=args.units,
+                                       phoneme_targets=args.phoneme_targets, languages=[args.lang],
+                                       memory_addressing=ADDRESSING.get(args.init, "none"),
+                                       ctc_weight=0.3, token_dropout=0.3,
+                                       max_decode_len={"tiny": 16, "small": 32, "base": 0}[v])
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 3e-4}[v],
                                        warmup_steps={"tiny": 1, "small": 10, "base": 1000}[v])
-    config.train = common.train_config(args, {"tiny": 4, "small": 60, "base": 20_000},
+    config.train = common.train_config(args, {"tiny": 4, "small": 80, "base": 20_000},
                                        best_metric="wer")
     stage1 = os.path.join(args.runs_dir, "units_pretrain")
     config.init = ml_collections.ConfigDict({  # read by lipjax/tasks/finetune.py

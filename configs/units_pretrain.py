@@ -4,8 +4,9 @@
         --workdir out/runs/units_pretrain
 
 Arguments (`:VARIANT,key=value,...`): variant tiny|small|base; langs (`+`-separated, default
-en+es+fr); unit_type phoneme (CTC over the shared IPA inventory) | acoustic (per-frame CE over
-k-means units); phoneme_targets sequence (CTC) | frames (frame CE on the phone at each frame,
+en+es+fr); units phoneme (default; the shared IPA inventory) | acoustic (per-frame CE over
+k-means units), the same argument and default as stages 2 and 3; phoneme_targets sequence
+(CTC) | frames (frame CE on the phone at each frame,
 synthetic corpora only: see lipjax/tasks/units_pretrain.py); data_dir; builder; batch_size; steps.
 """
 
@@ -17,7 +18,7 @@ from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    args = common.parse_arg(arg, {"langs": "en+es+fr", "unit_type": "phoneme",
+    args = common.parse_arg(arg, {"langs": "en+es+fr", "units": "phoneme",
                                   "phoneme_targets": "sequence", "builder": "synthetic_lips",
                                   "batch_size": 0, "steps": 0})
     v = args.variant
@@ -27,12 +28,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.seed = 0
     config.data = common.data_config(args, [(f"{code}_video", 1.0) for code in langs])
     config.data.tokenize = False  # stage 1 needs no text tokens
-    config.model = common.model_config(args, unit_type=args.unit_type, languages=langs,
-                                       phoneme_targets=args.phoneme_targets)
-    config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 1e-3}[v],
+    config.model = common.model_config(args, unit_type=args.units, languages=langs,
+                                       phoneme_targets=args.phoneme_targets,
+                                       # LID is learnt from lips alone (one speaker pool for
+                                       # all languages): a weight that lets it move.
+                                       lid_weight=0.3)
+    config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 2e-3, "base": 1e-3}[v],
                                        warmup_steps={"tiny": 2, "small": 50, "base": 5000}[v])
     config.train = common.train_config(
-        args, {"tiny": 4, "small": 200, "base": 60_000},
+        args, {"tiny": 4, "small": 250, "base": 60_000},
         best_metric="per")  # unit error rate (phones or acoustic units)
     config.init = ml_collections.ConfigDict()
     return config

@@ -1,18 +1,26 @@
-"""`make demo`: build the synthetic corpus, run the three-stage recipe, print the results.
+"""`make demo` / `make reproduce`: build the synthetic corpus, run the three-stage recipe,
+print the results.
 
     python -m experiments.demo --data_dir out/data --workdir out/demo
+    python -m experiments.demo --preset reproduce --data_dir out/data_reproduce \
+        --workdir out/reproduce
 
-Steps (each skipped when its output exists, so an interrupted demo resumes where it stopped):
+Steps (each skipped when its output exists, so an interrupted run resumes where it stopped):
 corpus (synthetic_lips, all five languages, + tokenizers) → statistics and preview image →
-stage 1 → stage 2 (it, pt) → stage 3 (it, pt × memory / nomemory / scratch) → test-split
-scores → results.md, results.json, learning_curves.png, memory_attention.png in --workdir.
-`--corpus_only` stops after the preview. See experiments/recipe.py for what each stage is.
+stage 1 → stage 2 (it, pt) → stage 3 (it, pt × the methods of experiments/recipe.py) →
+test-split scores → results.md, results.json, learning_curves.png and one
+memory_attention_<method>.png per memory-reading method in --workdir. `--preset` picks the
+size: `demo` (minutes on 2 CPU cores, shows the recipe working) or `reproduce` (the size that
+answers the paper's question, about two hours on 2 cores). `--corpus_only` stops after the
+preview. See experiments/recipe.py for what each stage is.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
+import sys
 import time
 
 from experiments import corpus_preview, report
@@ -20,6 +28,7 @@ from experiments.jobs import run_jobs
 from experiments.recipe import (
     HIGH_RESOURCE,
     LOW_RESOURCE,
+    MEMORY_METHODS,
     METHODS,
     Recipe,
     init_process,
@@ -28,6 +37,14 @@ from experiments.recipe import (
 )
 
 STAGES = ("units_pretrain", "lmdecoder", "finetune")
+# Two sizes of one recipe: training steps per stage and the corpus's train clips as a multiple
+# of the builder's demo sizes (validation and test keep theirs). Stage 3 always trains on the
+# low-resource languages' few clips.
+PRESETS = {
+    "demo": {"steps": {}, "corpus_scale": 1, "methods": ("memory", "posterior", "scratch")},
+    "reproduce": {"steps": {"units_pretrain": 1200, "lmdecoder": 1000, "finetune": 200},
+                  "corpus_scale": 2, "methods": METHODS},
+}
 
 
 def parse_steps(text: str) -> dict[str, int]:
@@ -40,14 +57,24 @@ def parse_steps(text: str) -> dict[str, int]:
     return steps
 
 
-def build_corpus(data_dir: str, workdir: str, sizes: int | None = None) -> None:
+def build_corpus(data_dir: str, workdir: str, sizes: int | None = None, scale: int = 1) -> None:
     """Video of all five languages; audio-text (for the LMDecoders) and tokenizers of the
-    low-resource ones, the only languages the recipe decodes to text."""
+    low-resource ones, the only languages the recipe decodes to text. `sizes` sets every split
+    of every config (quick checks); `scale` multiplies the demo's training clips of the
+    high-resource video and the audio-text configs."""
+    from data_builders.synthetic_lips import synthetic_lips_dataset_builder as sl
     from data_builders.synthetic_lips.build import build
     from lipjax.data import tokenizer
 
-    build(HIGH_RESOURCE + LOW_RESOURCE, ["video"], data_dir, sizes)
-    build(LOW_RESOURCE, ["audio"], data_dir, sizes)
+    def train_sizes(lang: str, modality: str) -> int | dict[str, int] | None:
+        if sizes or scale == 1 or (modality == "video" and lang in LOW_RESOURCE):
+            return sizes
+        return {"train": scale * sl.demo_sizes(lang, modality)["train"]}
+
+    for lang in HIGH_RESOURCE + LOW_RESOURCE:
+        build([lang], ["video"], data_dir, train_sizes(lang, "video"))
+    for lang in LOW_RESOURCE:
+        build([lang], ["audio"], data_dir, train_sizes(lang, "audio"))
     for lang in LOW_RESOURCE:
         tokenizer.ensure_tokenizer(lang, data_dir, config=f"{lang}_audio")
     rows = corpus_preview.statistics(data_dir)
@@ -63,7 +90,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workdir", default="out/demo")
     parser.add_argument("--variant", default="small", choices=("tiny", "small", "base"))
     parser.add_argument("--units", default="phoneme", choices=("acoustic", "phoneme"))
-    parser.add_argument("--steps", default="", help="e.g. units_pretrain=300,finetune=200")
+    parser.add_argument("--preset", default="demo", choices=sorted(PRESETS))
+    parser.add_argument("--steps", default="", help="e.g. units_pretrain=300,finetune=200 "
+                        "(overrides the preset's)")
+    parser.add_argument("--methods", default="",
+                        help=f"stage-3 methods, comma-separated, among {METHODS} (default: the "
+                             "preset's)")
     parser.add_argument("--batch_size", type=int, default=0)
     parser.add_argument("--beam_size", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2,
@@ -80,14 +112,18 @@ def main(argv: list[str] | None = None) -> dict:
     timings: dict[str, float] = {}
 
     t = time.time()
-    build_corpus(args.data_dir, args.workdir, args.corpus_size or None)
+    preset = PRESETS[args.preset]
+    methods = tuple(m for m in args.methods.split(",") if m) or preset["methods"]
+    if not methods or set(methods) - set(METHODS):
+        parser.error(f"--methods: expected some of {METHODS}, found {methods!r}")
+    build_corpus(args.data_dir, args.workdir, args.corpus_size or None, preset["corpus_scale"])
     timings["corpus"] = time.time() - t
     if args.corpus_only:
         return {}
 
     recipe = Recipe(data_dir=args.data_dir, workdir=args.workdir, variant=args.variant,
-                    units=args.units, steps=parse_steps(args.steps),
-                    batch_size=args.batch_size, beam_size=args.beam_size)
+                    units=args.units, steps={**preset["steps"], **parse_steps(args.steps)},
+                    batch_size=args.batch_size, beam_size=args.beam_size, methods=methods)
     t = time.time()
     done = run_jobs(recipe.jobs(), workers=args.workers,
                     log_dir=os.path.join(recipe.runs_dir, "logs"),
@@ -95,21 +131,32 @@ def main(argv: list[str] | None = None) -> dict:
     timings["runs"] = time.time() - t
     timings.update({k.removesuffix("/seconds"): v for k, v in done.items()
                     if k.endswith("/seconds")})
-    results = {"variant": args.variant, "units": args.units,
+    results = {"preset": args.preset, "variant": args.variant, "units": args.units,
+               "methods": list(methods),
+               "steps": {**preset["steps"], **parse_steps(args.steps)},
                "high_resource": list(HIGH_RESOURCE), "low_resource": list(LOW_RESOURCE),
                "low_resource_clips": low_resource_clip_counts(recipe),
                "units_pretrain": done["test_units_pretrain"],
                "lmdecoder": {lang: done["test_" + run_name("lmdecoder", lang)]
                              for lang in LOW_RESOURCE},
                "finetune": {lang: {m: done["test_" + run_name("finetune", lang, m)]
-                                   for m in METHODS} for lang in LOW_RESOURCE},
+                                   for m in methods} for lang in LOW_RESOURCE},
+               "memory_read": {m: {k: v for k, v in done[f"memory_attention_{m}"].items()
+                                   if k.startswith("true_slot") or k == "slots"}
+                               for m in MEMORY_METHODS if m in methods},
                "timings_s": timings, "workers": args.workers}
     results["seconds"] = time.time() - start
+    results["run"] = {"command": "python -m experiments.demo " + " ".join(argv or sys.argv[1:]),
+                      "machine": f"{platform.system()} {platform.machine()}, "
+                                 f"{os.cpu_count()} cores, Python {platform.python_version()}",
+                      "date": time.strftime("%Y-%m-%d")}
     report.write(results, args.workdir)
     run_dirs = {name: recipe.run_dir(*run) for name, run in recipe.runs().items()}
     report.learning_curves(run_dirs, os.path.join(args.workdir, "learning_curves.png"))
-    report.memory_heatmap(done["memory_attention"],
-                          os.path.join(args.workdir, "memory_attention.png"))
+    for m in MEMORY_METHODS:
+        if m in methods:
+            report.memory_heatmap(done[f"memory_attention_{m}"],
+                                  os.path.join(args.workdir, f"memory_attention_{m}.png"))
     print(report.markdown(results))
     print(f"wall time: corpus {timings['corpus']:.0f} s, runs and scoring "
           f"{timings['runs']:.0f} s on {args.workers} worker(s); total {results['seconds']:.0f} s")

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.recipe import LOW_RESOURCE, METHOD_NAMES, METHODS, language_name
+from experiments.recipe import LOW_RESOURCE, METHOD_NAMES, language_name
 from lipjax.train.tb import read_metrics
 
 
@@ -18,7 +18,10 @@ def _pct(x: float | None) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     """results.md: the low-resource table, stage-1 unit/LID scores and stage-2 scores."""
-    lines = ["# lipjax demo results (synthetic_lips, test split)", "",
+    run = results.get("run", {})
+    lines = [f"# lipjax {results.get('preset', 'demo')} results (synthetic_lips, test split)", "",
+             f"`{run.get('command', '')}` on {run.get('machine', '?')}, {run.get('date', '?')}.",
+             "",
              f"Variant `{results['variant']}`, units `{results['units']}`, "
              f"train clips per low-resource language {results['low_resource_clips']}; "
              f"total time {results['seconds'] / 60:.1f} min. Scores in %, lower is better "
@@ -27,27 +30,42 @@ def markdown(results: dict[str, Any]) -> str:
              "| language | method | WER | CER | WER (beam) | CER (beam) | WER (CTC) | step |",
              "|---|---|---|---|---|---|---|---|"]
     for lang in LOW_RESOURCE:
-        for method in METHODS:
-            r = results["finetune"][lang][method]
+        for method, r in results["finetune"][lang].items():
             lines.append(f"| {lang} ({language_name(lang)}) | {METHOD_NAMES[method]} | "
                          f"{_pct(r.get('wer'))} | {_pct(r.get('cer'))} | "
                          f"{_pct(r.get('wer_beam'))} | {_pct(r.get('cer_beam'))} | "
                          f"{_pct(r.get('wer_ctc'))} | {r.get('step')} |")
+    reads = results.get("memory_read", {})
+    if any(reads.values()):
+        lines += ["", f"## How frames read the memory ({LOW_RESOURCE[0]}, test split)", "",
+                  "Over frames inside a phone: the mean weight on the slot of the frame's own "
+                  "phone, and how often that slot is the most read (chance: 1 / slots).", "",
+                  "| method | weight on own phone's slot | own slot most read | slots |",
+                  "|---|---|---|---|"]
+        for method, r in reads.items():
+            if r:
+                lines.append(f"| {METHOD_NAMES[method]} | {_pct(r['true_slot_mass'])} | "
+                             f"{_pct(r['true_slot_top1'])} | {r['slots']} |")
     lines += ["", "## Stage 1: shared units and language ID (visual encoder)", "",
-              "| language | unit error rate (PER) | LID accuracy |", "|---|---|---|"]
+              "Viseme error rate: phones mapped to the corpus's viseme classes on both sides "
+              "(what lips can show).", "",
+              "| language | phone error rate (PER) | viseme error rate (VER) | LID accuracy |",
+              "|---|---|---|---|"]
     for code, r in results["units_pretrain"].items():
         label = "all five" if code == "all" else code
-        lines.append(f"| {label} | {_pct(r.get('per'))} | {_pct(r.get('lid_accuracy'))} |")
+        lines.append(f"| {label} | {_pct(r.get('per'))} | {_pct(r.get('ver'))} | "
+                     f"{_pct(r.get('lid_accuracy'))} |")
     lines += ["", f"## Stage 2: LMDecoders ({results['units']} units of the audio → text)", "",
-              "| language | WER | CER | WER (CTC) |", "|---|---|---|---|"]
+              "| language | WER | CER | WER (beam) | WER (CTC) |", "|---|---|---|---|---|"]
     for code, r in results["lmdecoder"].items():
         lines.append(f"| {code} | {_pct(r.get('wer'))} | {_pct(r.get('cer'))} | "
-                     f"{_pct(r.get('wer_ctc'))} |")
+                     f"{_pct(r.get('wer_beam'))} | {_pct(r.get('wer_ctc'))} |")
     timings = results.get("timings_s", {})
     if timings:
         lines += ["", f"Wall time (s), {results.get('workers', 1)} run(s) at a time, so runs "
                   "overlap: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + "."]
-    lines += ["", "Plots: `learning_curves.png`, `memory_attention.png`.", ""]
+    plots = ["learning_curves.png"] + [f"memory_attention_{m}.png" for m in reads]
+    lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in plots) + ".", ""]
     return "\n".join(lines)
 
 
@@ -95,24 +113,29 @@ def memory_heatmap(attention: dict[str, Any], out_path: str, top: int = 40) -> N
     import matplotlib.pyplot as plt
 
     weights = np.asarray(attention["weights"])  # (T, K)
-    slots = np.sort(np.argsort(weights.sum(0))[::-1][:top])
+    truth = np.asarray(attention.get("frame_units", []), int)  # phone at each frame (0: none)
+    chosen = set(np.argsort(weights.sum(0))[::-1][:top].tolist()) | set(truth[truth > 0])
+    slots = np.array(sorted(chosen))
     if attention["units"] == "phoneme":
         from lipjax.units.phonemes import load_inventory
 
         phones = load_inventory().phones
         labels = [phones[k] for k in slots]
-        reference = " ".join(phones[k] for k in attention["reference_units"])
     else:
         labels = [str(k) for k in slots]
-        reference = ""
     fig, ax = plt.subplots(figsize=(max(8, 0.25 * len(slots)), 6))
     image = ax.imshow(weights[:, slots], aspect="auto", cmap="magma", interpolation="nearest")
+    if attention["units"] == "phoneme" and truth.size:
+        column = {int(k): i for i, k in enumerate(slots)}
+        frames = [t for t in range(len(truth)) if truth[t] > 0]
+        ax.scatter([column[int(truth[t])] for t in frames], frames, s=14, facecolors="none",
+                   edgecolors="cyan", linewidths=0.8, label="the frame's true phone")
+        ax.legend(loc="lower right", fontsize=7)
     ax.set_xticks(range(len(slots)), labels, fontsize=8)
-    ax.set_xlabel(f"memory slot ({attention['units']} unit), {len(slots)} most attended")
+    ax.set_xlabel(f"memory slot ({attention['units']} unit): the most read and the clip's own")
     ax.set_ylabel("video frame (25 fps)")
-    title = f"{attention['language']}: \"{attention['text']}\""
-    if reference:
-        title += f"\nreference phones: {reference}"
+    title = (f"{attention['language']}, {METHOD_NAMES.get(attention.get('method', ''), '')}\n"
+             f"\"{attention['text']}\"")
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, label="attention weight (mean over heads)")
     fig.tight_layout()

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 from lipjax import metrics
@@ -15,8 +16,9 @@ from lipjax.models import factory
 from lipjax.tasks import finetune
 
 
-def _overfit(clips: int, steps: int, frames: int = 8, hw: int = 24) -> float:
-    rng = np.random.default_rng(0)
+def _overfit(clips: int, steps: int, seed: int, frames: int = 8, hw: int = 24,
+             addressing: str = "attention") -> float:
+    rng = np.random.default_rng(seed)
     video = rng.normal(size=(clips, frames, hw, hw)).astype(np.float32)
     lengths = rng.integers(2, 4, clips)
     tokens = np.zeros((clips, 3), np.int32)
@@ -26,11 +28,14 @@ def _overfit(clips: int, steps: int, frames: int = 8, hw: int = 24) -> float:
              "tokens": jnp.asarray(tokens), "token_mask": jnp.asarray(tokens > 0),
              "language": jnp.full((clips,), 1, jnp.int32)}
     model_cfg = factory.model_config("tiny", unit_vocab=12, text_vocab=16, languages=("es",),
-                                     dropout=0.0, norm="group")
+                                     dropout=0.0, norm="group", memory_addressing=addressing)
     config = ml_collections.ConfigDict({"model": model_cfg, "train": {"dtype": "float32"}})
-    model = finetune.create_model(config, nnx.Rngs(0))
+    model = finetune.create_model(config, nnx.Rngs(seed))
     model.train()
-    opt = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
+    # Warm-up + cosine as the trainer's schedule: the decay lets the last steps settle exactly
+    # (a constant 3e-3 left 1-3 of ~20 tokens wrong after 200 steps for some seeds).
+    lr = optax.warmup_cosine_decay_schedule(0.0, 3e-3, steps // 10, steps)
+    opt = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
 
     @nnx.jit
     def step(model, opt):
@@ -49,5 +54,8 @@ def _overfit(clips: int, steps: int, frames: int = 8, hw: int = 24) -> float:
     return metrics.wer(refs, hyps)
 
 
-def test_tiny_lipreader_memorises_eight_clips():
-    assert _overfit(clips=8, steps=200) == 0.0
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tiny_lipreader_memorises_eight_clips(seed):
+    """Every seed (data and initialisation): learning that holds only for one seed, or one
+    CPU's rounding, is not learning reliably."""
+    assert _overfit(clips=8, steps=200, seed=seed) == 0.0

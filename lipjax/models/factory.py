@@ -30,6 +30,7 @@ from lipjax.models.layers import compute_dtype
 from lipjax.models.lipreader import LipReader, MemoryRead, VisualEncoder, VisualUnitModel
 from lipjax.models.lmdecoder import LanguageDecoders, LMDecoder, LMDecoderModel
 from lipjax.models.unit_head import UnitHead
+from lipjax.units.targets import UnitTargets
 
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(frontend_width=8, dim=64, heads=4, layers=2, ffn=128, kernel=7,
@@ -74,16 +75,14 @@ def dtype_and_remat(config: ml_collections.ConfigDict) -> tuple[Any, bool]:
     return compute_dtype(train.get("dtype", "float32")), bool(train.get("remat", False))
 
 
+def unit_targets(config: ml_collections.ConfigDict) -> UnitTargets:
+    """The run's units (config model.unit_type, model.phoneme_targets), resolved once."""
+    return UnitTargets.from_names(get(config, "unit_type"), get(config, "phoneme_targets"))
+
+
 def unit_vocab(config: ml_collections.ConfigDict) -> int:
     """Size of the shared unit vocabulary (memory slots K, unit-head classes)."""
-    size = int(get(config, "unit_vocab"))
-    if size > 0:
-        return size
-    if get(config, "unit_type") == "acoustic":
-        return 100
-    from lipjax.units.phonemes import load_inventory
-
-    return load_inventory().size
+    return unit_targets(config).vocab_size(int(get(config, "unit_vocab")))
 
 
 def lmdecoder_languages(config: ml_collections.ConfigDict) -> tuple[str, ...]:

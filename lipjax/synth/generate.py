@@ -118,11 +118,13 @@ def make_clip(config: ClipConfig, split: str, index: int,
             "audio": utterance.audio,
     }
     unknown = {"text": unknown_text}
+    # The phone at each 25 Hz frame, in video and audio-text configs alike: the frame-rate phone
+    # sequence an audio-only LMDecoder reads is then what a lip reader's frames give it.
+    features["frame_phonemes"], unknown["timing"] = frame_phonemes(utterance.phones, num_frames,
+                                                                   inventory)
     if config.video:
         params = render.trajectory(utterance.phones, num_frames)
         features["video"] = render.render(params, speaker, rng)
-        features["frame_phonemes"], unknown["timing"] = frame_phonemes(
-                utterance.phones, num_frames, inventory)
     return Clip(key, features, unknown)
 
 

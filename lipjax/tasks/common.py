@@ -28,6 +28,7 @@ from flax import nnx
 from lipjax import languages, losses
 from lipjax.models import factory
 from lipjax.models.decoder import EOS, PAD, UNK, shift_targets
+from lipjax.units.targets import UnitTargets
 
 # What a checkpoint must hold for a copied sub-tree: parameters and BatchNorm statistics (not
 # dropout RNG state).
@@ -38,8 +39,7 @@ WEIGHTS = (nnx.Param, nnx.BatchStat)
 class HParams:
     """Loss and decoding settings a task's loss_fn / eval_step need (they get no config)."""
 
-    unit_type: str = "phoneme"
-    phoneme_targets: str = "sequence"
+    units: UnitTargets = UnitTargets("phoneme", False)
     lid_weight: float = 0.1
     ctc_weight: float = 0.1
     label_smoothing: float = 0.1
@@ -52,7 +52,7 @@ class HParams:
 
 def hparams(config: ml_collections.ConfigDict) -> HParams:
     g = lambda k: factory.get(config, k)
-    return HParams(unit_type=g("unit_type"), phoneme_targets=g("phoneme_targets"),
+    return HParams(units=factory.unit_targets(config),
                    lid_weight=float(g("lid_weight")),
                    ctc_weight=float(g("ctc_weight")), label_smoothing=float(g("label_smoothing")),
                    token_dropout=float(g("token_dropout")),

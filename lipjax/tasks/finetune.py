@@ -76,12 +76,31 @@ def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
     return result
 
 
+def check_unit_type(config: ml_collections.ConfigDict, path: str, stage: str) -> None:
+    """Stops when the run at `path` (its saved config.json) used other units than `config`:
+    stage-1 states and the LMDecoder memory must speak the same units."""
+    import json
+    import os
+
+    saved = os.path.join(path, "config.json")
+    if not os.path.exists(saved):
+        return  # a bare checkpoint directory: nothing to compare
+    with open(saved) as f:
+        theirs = json.load(f).get("model", {}).get("unit_type")
+    ours = factory.get(config, "unit_type")
+    if theirs and theirs != ours:
+        raise ValueError(f"{stage} run {path} was trained on {theirs!r} units but this run uses "
+                         f"{ours!r} (config model.unit_type): pass units={theirs} in the config "
+                         f"argument, or retrain the {stage} run with {ours!r} units.")
+
+
 def load_pretrained(model: LipReader, config: ml_collections.ConfigDict) -> None:
     """Copies stage-1 (visual encoder, unit head) and stage-2 (per-language LMDecoder)
     weights."""
     init = config.get("init", None) or {}
     encoder_path = init.get("encoder", None)
     if encoder_path:
+        check_unit_type(config, encoder_path, "stage-1")
         n = load_subtrees(model, encoder_path, [(("visual",), ("visual",))])
         logging.info("Loaded %d arrays (visual encoder) from %s", n, encoder_path)
     head_path = init.get("unit_head", None)
@@ -98,6 +117,7 @@ def load_pretrained(model: LipReader, config: ml_collections.ConfigDict) -> None
             if code not in model.decoders.codes:
                 raise ValueError(f"config init.lmdecoder: language {code!r} is not in "
                                  f"config.model.languages {model.decoders.codes}")
+            check_unit_type(config, path, "stage-2")
             sub = ("decoders", "lmdecoders", code)
             n = load_subtrees(model, path, [(sub, sub)])
             logging.info("Loaded %d arrays (LMDecoder %s) from %s", n, code, path)

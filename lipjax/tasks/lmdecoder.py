@@ -1,9 +1,10 @@
 """Stage 2: a language-specific LMDecoder trained on audio-text data only.
 
-Input: the unit sequence of the audio (`phoneme_ids`, or the k-means `dedup_units` when
-config.model.unit_type == "acoustic") → unit embeddings (the memory) → memory encoder →
-decoder over the language's SentencePiece vocab. Loss: (1 - w) · label-smoothed CE (0.1) +
-w · CTC, w = config.model.ctc_weight (0.1–0.3 in the paper).
+Input: the unit sequence of the audio (`lipjax.units.targets.UnitTargets.lmdecoder_keys`: the
+phone of each 25 Hz frame, the phone sequence, or the repeats-removed k-means units) → unit
+embeddings (the memory) → memory encoder → decoder over the language's SentencePiece vocab.
+Loss: (1 - w) · label-smoothed CE (0.1) + w · CTC, w = config.model.ctc_weight (0.1–0.3 in the
+paper).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lipjax import decoding, metrics
 from lipjax.models import factory
 from lipjax.models.lmdecoder import LMDecoderModel
 from lipjax.tasks.common import decode_len, hparams, text_loss, texts
+from lipjax.units.targets import UnitTargets
 
 
 def create_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LMDecoderModel:
@@ -25,24 +27,24 @@ def create_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LMDecoder
     return model
 
 
-def unit_inputs(batch: dict[str, jax.Array], unit_type: str) -> tuple[jax.Array, jax.Array]:
-    if unit_type == "acoustic":
-        return batch["dedup_units"], batch["dedup_units_mask"]
-    return batch["phoneme_ids"], batch["phoneme_mask"]
+def unit_inputs(batch: dict[str, jax.Array], units: UnitTargets) -> tuple[jax.Array, jax.Array]:
+    """(ids, mask) the LMDecoder reads (see UnitTargets.lmdecoder_keys)."""
+    ids, mask = units.lmdecoder_keys
+    return batch[ids], batch[mask]
 
 
 def loss_fn(model: LMDecoderModel, batch: dict[str, jax.Array],
             rngs: nnx.Rngs) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Model dropout draws from the model's own streams; `rngs` (the trainer's) drops decoder
     input tokens (config model.token_dropout)."""
-    units, mask = unit_inputs(batch, model.hp.unit_type)
+    units, mask = unit_inputs(batch, model.hp.units)
     states = model.encode(units, mask, batch["language"])
     return text_loss(model, states, mask, batch, model.hp, rngs)
 
 
 def eval_step(model: LMDecoderModel, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Greedy attention decoding and greedy CTC decoding (model in eval mode)."""
-    units, mask = unit_inputs(batch, model.hp.unit_type)
+    units, mask = unit_inputs(batch, model.hp.units)
     language = batch["language"]
     states = model.encode(units, mask, language)
     tokens, lengths = decoding.attention_greedy(model.decode, states, mask, language,
@@ -54,7 +56,7 @@ def eval_step(model: LMDecoderModel, batch: dict[str, jax.Array]) -> dict[str, j
 def beam_step(model: LMDecoderModel, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Joint CTC/attention beam search (config.model.beam_size, decode_ctc_weight,
     length_penalty) for final evaluations."""
-    units, mask = unit_inputs(batch, model.hp.unit_type)
+    units, mask = unit_inputs(batch, model.hp.units)
     language = batch["language"]
     states = model.encode(units, mask, language)
     hp = model.hp

@@ -22,9 +22,8 @@ from flax import nnx
 from lipjax import decoding, losses, metrics
 from lipjax.models import factory
 from lipjax.models.lipreader import VisualUnitModel
-from lipjax.tasks.common import HParams, hparams, valid_rows
-
-WORD_BOUNDARY = 1  # phoneme id of "|": not counted in the phone error rate
+from lipjax.tasks.common import hparams, valid_rows
+from lipjax.units.targets import UnitTargets
 
 
 def create_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> VisualUnitModel:
@@ -40,8 +39,8 @@ def loss_fn(model: VisualUnitModel, batch: dict[str, jax.Array],
     hp = model.hp
     mask = batch["video_mask"]
     out = model(batch["video"], mask)
-    if hp.unit_type == "acoustic" or hp.phoneme_targets == "frames":
-        targets = batch[frame_targets(hp, batch)]
+    if hp.units.frames:
+        targets = batch[frame_targets(hp.units, batch)]
         unit_loss = losses.frame_ce(out["unit_logits"], targets, mask)
         metrics_ = {"unit_accuracy": losses.accuracy(out["unit_logits"], targets, mask)}
     else:
@@ -59,11 +58,9 @@ def loss_fn(model: VisualUnitModel, batch: dict[str, jax.Array],
     return loss, {"loss": loss, "unit_loss": unit_loss, **metrics_}
 
 
-def frame_targets(hp: HParams, batch: dict) -> str:
+def frame_targets(units: UnitTargets, batch: dict) -> str:
     """The batch key of the per-frame unit targets (acoustic units or frame phonemes)."""
-    if hp.unit_type == "acoustic":
-        return "units"
-    if "frame_phonemes" not in batch:
+    if units.frame_key not in batch:
         raise ValueError("config model.phoneme_targets='frames' needs per-frame phone labels "
                          "(the feature `frame_phonemes`, which synthetic_lips video configs "
                          "have); this corpus has none: use phoneme_targets='sequence' (CTC) or "
@@ -87,9 +84,9 @@ def eval_step(model: VisualUnitModel, batch: dict[str, jax.Array]) -> dict[str, 
     the LID prediction. Call with the model in eval mode."""
     mask = batch["video_mask"]
     out = model(batch["video"], mask)
-    if model.hp.unit_type == "acoustic" or model.hp.phoneme_targets == "frames":
+    if model.hp.units.frames:
         units, lengths = collapse_frames(jnp.argmax(out["unit_logits"], -1), mask,
-                                         drop_silence=model.hp.unit_type != "acoustic")
+                                         drop_silence=model.hp.units.drop_silence)
     else:
         units, lengths = decoding.ctc_greedy(out["unit_logits"], mask, blank_id=0)
     res = {"units": units, "units_len": lengths}
@@ -98,11 +95,9 @@ def eval_step(model: VisualUnitModel, batch: dict[str, jax.Array]) -> dict[str, 
     return res
 
 
-def _refs(batch: dict, unit_type: str) -> list[list[int]]:
-    if unit_type == "acoustic":
-        ids, mask = np.asarray(batch["dedup_units"]), np.asarray(batch["dedup_units_mask"])
-    else:
-        ids, mask = np.asarray(batch["phoneme_ids"]), np.asarray(batch["phoneme_mask"])
+def _refs(batch: dict, units: UnitTargets) -> list[list[int]]:
+    ids_key, mask_key = units.sequence_keys
+    ids, mask = np.asarray(batch[ids_key]), np.asarray(batch[mask_key])
     return [[int(u) for u in row[m]] for row, m in zip(ids, mask, strict=True)]
 
 
@@ -110,25 +105,25 @@ def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
                  config: ml_collections.ConfigDict) -> dict[str, float]:
     """per: unit (phone) error rate by edit distance (word boundaries excluded for phonemes);
     ver: viseme error rate (phonemes only, see metrics.viseme_error_rate); lid_accuracy."""
-    unit_type = factory.get(config, "unit_type")
+    units = factory.unit_targets(config)
     refs, hyps, labels, preds = [], [], [], []
     for out, batch in zip(outputs, batches, strict=True):
         valid = valid_rows(batch)
-        for ref, row, n, ok in zip(_refs(batch, unit_type), np.asarray(out["units"]),
+        for ref, row, n, ok in zip(_refs(batch, units), np.asarray(out["units"]),
                                    np.asarray(out["units_len"]), valid, strict=True):
             if not ok:
                 continue
             hyp = [int(u) for u in row[:n]]
-            if unit_type != "acoustic":
-                ref = [u for u in ref if u != WORD_BOUNDARY]
-                hyp = [u for u in hyp if u != WORD_BOUNDARY]
+            if units.word_boundary is not None:
+                ref = [u for u in ref if u != units.word_boundary]
+                hyp = [u for u in hyp if u != units.word_boundary]
             refs.append(ref)
             hyps.append(hyp)
         if "lid" in out:
             labels.append(np.asarray(batch["language"])[valid])
             preds.append(np.asarray(out["lid"])[valid])
     result = {"per": metrics.error_rate(refs, hyps)}
-    if unit_type != "acoustic":
+    if units.kind == "phoneme":
         from lipjax.units.phonemes import load_inventory
 
         inventory = load_inventory()

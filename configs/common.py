@@ -124,12 +124,6 @@ def train_config(args: ml_collections.ConfigDict, num_steps: dict[str, int], *,
     })
 
 
-def stage_workdir(root: str, stage: str, lang: str | None = None) -> str:
-    """Where the recipe puts a stage's run: {root}/{stage}[_{lang}]."""
-    return os.path.join(root, f"{stage}_{lang}" if lang else stage)
-
-
-
 def model_config(args: ml_collections.ConfigDict, **overrides: Any) -> ml_collections.ConfigDict:
     """The `model` block: lipjax/models/factory.py's sizes for the variant, plus overrides.
 

@@ -13,8 +13,10 @@ Arguments: variant tiny|small|base; lang (required); init:
   nomemory  (baseline b) stage-1 encoder + a plain decoder, no memory;
   scratch   (baseline a) everything trained from scratch on the low-resource clips.
 runs_dir (default out/runs) is where stages 1 and 2 wrote their workdirs
-(`units_pretrain`, `lmdecoder_{lang}`); units acoustic|phoneme (must match stage 2's: the
-memory is its unit embedding table); data_dir; builder; batch_size; steps.
+(`units_pretrain`, `lmdecoder_{lang}`); stage1 (default {runs_dir}/units_pretrain) the stage-1
+run itself, e.g. stage1=out/demo/runs/units_pretrain for the one `make demo` trains; units
+acoustic|phoneme (must match stages 1 and 2: the memory is stage 2's unit embedding table);
+data_dir; builder; batch_size; steps.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ ADDRESSING = {"memory": "attention", "posterior": "posterior"}  # the others rea
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = common.parse_arg(arg, {"lang": "", "init": "memory", "runs_dir": "out/runs",
+                                  "stage1": "",
                                   "units": "phoneme", "phoneme_targets": "sequence",
                                   "builder": "synthetic_lips",
                                   "batch_size": 0, "steps": 0})
@@ -47,14 +50,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data = common.data_config(args, [(f"{args.lang}_video", 1.0)])
     config.model = common.model_config(args, unit_type=args.units,
                                        phoneme_targets=args.phoneme_targets, languages=[args.lang],
-                                       memory_addressing=ADDRESSING.get(args.init, "none"),
-                                       ctc_weight=0.3, token_dropout=0.3,
-                                       max_decode_len={"tiny": 16, "small": 32, "base": 0}[v])
+                                       memory_addressing=ADDRESSING.get(args.init, "none"))
+    config.loss = ml_collections.ConfigDict({  # read by lipjax/tasks/text.py
+        "ctc_weight": 0.3,  # (1 - w) CE + w CTC
+        "label_smoothing": 0.1,
+        "token_dropout": 0.3,  # as stage 2: the decoder reads the states, not its history
+    })
+    config.decoding = ml_collections.ConfigDict({  # joint CTC/attention beam search
+        "beam_size": 10,
+        "decode_ctc_weight": 0.3,
+        "length_penalty": 0.0,
+        "max_decode_len": {"tiny": 16, "small": 32, "base": 0}[v],  # 0 = input length
+    })
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 3e-4}[v],
                                        warmup_steps={"tiny": 1, "small": 10, "base": 1000}[v])
-    config.train = common.train_config(args, {"tiny": 4, "small": 80, "base": 20_000},
+    config.train = common.train_config(args, {"tiny": 4, "small": 60, "base": 20_000},
                                        best_metric="wer")
-    stage1 = os.path.join(args.runs_dir, "units_pretrain")
+    stage1 = args.stage1 or os.path.join(args.runs_dir, "units_pretrain")
     config.init = ml_collections.ConfigDict({  # read by lipjax/tasks/finetune.py
         "encoder": "" if args.init == "scratch" else stage1,
         "unit_head": stage1 if args.init == "posterior" else "",

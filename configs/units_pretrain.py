@@ -29,14 +29,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data = common.data_config(args, [(f"{code}_video", 1.0) for code in langs])
     config.data.tokenize = False  # stage 1 needs no text tokens
     config.model = common.model_config(args, unit_type=args.units, languages=langs,
-                                       phoneme_targets=args.phoneme_targets,
-                                       # LID is learnt from lips alone (one speaker pool for
-                                       # all languages): a weight that lets it move.
-                                       lid_weight=0.3)
+                                       phoneme_targets=args.phoneme_targets)
+    config.loss = ml_collections.ConfigDict({  # read by lipjax/tasks/units_pretrain.py
+        # LID is learnt from lips alone (one speaker pool for all languages): a weight that
+        # lets it move. 0 builds no language-ID head.
+        "lid_weight": 0.3,
+    })
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 2e-3, "base": 1e-3}[v],
                                        warmup_steps={"tiny": 2, "small": 50, "base": 5000}[v])
     config.train = common.train_config(
-        args, {"tiny": 4, "small": 250, "base": 60_000},
+        args, {"tiny": 4, "small": 200, "base": 60_000},
         best_metric="per")  # unit error rate (phones or acoustic units)
     config.init = ml_collections.ConfigDict()
     return config

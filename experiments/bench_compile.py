@@ -40,12 +40,13 @@ def compile_one(task: str, variant: str, dtype: str, batch: int, frames: int) ->
     with jax.set_mesh(mesh):
         tx = schedules.make_optimizer(config.optim, 10_000)
         t0 = time.perf_counter()
-        model, optimizer, rngs = create_train_state(get_task(config.task), config, mesh, tx)
+        module = get_task(config.task)
+        model, optimizer, rngs = create_train_state(module, config, mesh, tx)
         init_s = time.perf_counter() - t0
         model.train()
         n_params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-        step = make_train_step(get_task(config.task), schedules.make_schedule(config.optim,
-                                                                              10_000))
+        step = make_train_step(module, module.settings(config),
+                               schedules.make_schedule(config.optim, 10_000))
         batch = sharding.to_global(random_batch(batch, frames, config), mesh)
         t0 = time.perf_counter()
         lowered = step.lower(model, optimizer, rngs, batch) if hasattr(step, "lower") else None

@@ -50,7 +50,8 @@ def worker(args: argparse.Namespace) -> None:
         tx = schedules.make_optimizer(config.optim, 10_000)
         model, optimizer, rngs = create_train_state(task, config, mesh, tx)
         model.train()
-        step = make_train_step(task, schedules.make_schedule(config.optim, 10_000))
+        step = make_train_step(task, task.settings(config),
+                               schedules.make_schedule(config.optim, 10_000))
         full = random_batch(args.batch, args.frames, config, seed=args.pid)
         short = random_batch(args.batch, args.frames - 8, config, seed=args.pid)
         step_times, agree_times = [], []

@@ -193,7 +193,8 @@ def bench_one(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         model, optimizer, rngs = create_train_state(task, config, mesh, tx)
         model.train()
         n_params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-        step = make_train_step(task, schedules.make_schedule(config.optim, 10_000))
+        step = make_train_step(task, task.settings(config),
+                               schedules.make_schedule(config.optim, 10_000))
         batch = sharding_lib.to_global(random_batch(batch_size, frames, config), mesh)
         t0 = time.perf_counter()
         jax.block_until_ready(step(model, optimizer, rngs, batch)["loss"])
@@ -303,7 +304,8 @@ def check_train_steps(task_name: str, dtype: str, steps: int = 3) -> dict[str, A
         tx = schedules.make_optimizer(config.optim, 100)
         model, optimizer, rngs = create_train_state(task, config, mesh, tx)
         model.train()
-        step = make_train_step(task, schedules.make_schedule(config.optim, 100))
+        step = make_train_step(task, task.settings(config),
+                               schedules.make_schedule(config.optim, 100))
         batch = sharding_lib.to_global(random_batch(4, 16, config, seed=1), mesh)
         losses, gnorms = [], []
         for _ in range(steps):
@@ -330,7 +332,9 @@ def check_remat() -> dict[str, Any]:
             batch = {k: jnp.asarray(x) for k, x in random_batch(2, 8, config, seed=2).items()}
             model = units_pretrain.create_model(config, nnx.Rngs(3))
             model.train()
-            grad_fn = nnx.value_and_grad(lambda mdl, b: units_pretrain.loss_fn(mdl, b, None)[0])
+            settings = units_pretrain.settings(config)
+            grad_fn = nnx.value_and_grad(
+                lambda mdl, b, s=settings: units_pretrain.loss_fn(mdl, b, None, s)[0])
             loss, grads = nnx.jit(grad_fn)(model, batch)
             out[remat] = (float(loss), [np.asarray(g) for g in jax.tree.leaves(grads)])
     (l0, g0), (l1, g1) = out[False], out[True]

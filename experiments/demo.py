@@ -41,8 +41,8 @@ STAGES = ("units_pretrain", "lmdecoder", "finetune")
 # of the builder's demo sizes (validation and test keep theirs). Stage 3 always trains on the
 # low-resource languages' few clips.
 PRESETS = {
-    "demo": {"steps": {}, "corpus_scale": 1, "methods": ("memory", "posterior", "scratch")},
-    "reproduce": {"steps": {"units_pretrain": 1200, "lmdecoder": 1000, "finetune": 200},
+    "demo": {"steps": {}, "corpus_scale": 1, "methods": ("memory", "scratch")},
+    "reproduce": {"steps": {"units_pretrain": 1000, "lmdecoder": 800, "finetune": 150},
                   "corpus_scale": 2, "methods": METHODS},
 }
 

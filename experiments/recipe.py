@@ -27,6 +27,7 @@ from flax import nnx
 from configs import finetune as finetune_cfg
 from configs import lmdecoder as lmdecoder_cfg
 from configs import units_pretrain as units_pretrain_cfg
+from data_builders.synthetic_lips import HIGH_RESOURCE, LOW_RESOURCE
 from experiments.jobs import Job
 from lipjax import languages
 from lipjax.data.pipeline import make_loader
@@ -39,8 +40,6 @@ from lipjax.train.trainer import evaluate, train
 
 log = logging.getLogger(__name__)
 
-HIGH_RESOURCE = ("en", "es", "fr")
-LOW_RESOURCE = ("it", "pt")
 METHODS = ("memory", "posterior", "noread", "nomemory", "scratch")
 METHOD_NAMES = {"memory": "proposed: stage-1 encoder + LMDecoder memory (attention read)",
                 "posterior": "proposed, posterior read: unit-head posteriors address the memory",
@@ -106,7 +105,7 @@ class Recipe:
                                                   phoneme_targets=self.phoneme_targets,
                                                   runs_dir=self.runs_dir,
                                                   steps=self.steps.get("finetune", 0)))
-        config.model.beam_size = self.beam_size
+        config.decoding.beam_size = self.beam_size
         return config
 
     def config(self, stage: str, lang: str | None = None,
@@ -214,10 +213,12 @@ def test_scores(config: ml_collections.ConfigDict, workdir: str, *, beam: bool,
     model, step = best_model(config, workdir)
     mesh = mesh_lib.make_mesh(config.train.get("mesh", None))
     loader = lambda: make_loader(config.data, split, train=False, seed=config.seed, mesh=mesh)
+    settings = task.settings(config)
     with jax.set_mesh(mesh):
-        scores = evaluate(task, model, make_eval_step(task), config, mesh, loader())
+        scores = evaluate(task, model, make_eval_step(task, settings), config, mesh, loader())
         if beam and hasattr(task, "beam_step"):
-            beams = evaluate(task, model, nnx.jit(task.beam_step), config, mesh, loader())
+            beams = evaluate(task, model, make_eval_step(task, settings, beam=True), config,
+                             mesh, loader())
             scores.update({f"{k}_beam": v for k, v in beams.items() if k in ("wer", "cer")})
     scores["step"] = step
     return scores

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lipjax.models.decoder import BOS, EOS, PAD
+from lipjax.schema import BOS, EOS, PAD
 
 DecodeFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array | None], jax.Array]
 NEG = -1e30

@@ -24,6 +24,10 @@ STD = 0.165
 # Batch keys that stay numpy object arrays on the host and are never sent to devices.
 HOST_KEYS = ("id", "text")
 
+# Text token ids, the same in every language's SentencePiece model (`lipjax.units.tokenizer`),
+# so that models and losses treat padding and sentence ends uniformly.
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
 
 @dataclasses.dataclass(frozen=True)
 class Field:

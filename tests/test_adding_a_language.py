@@ -53,25 +53,30 @@ def make_package(root: pathlib.Path, name: str = NAME,
     return package
 
 
-def export_clips(folder: str, sizes: dict[str, int]) -> None:
-    """Synthetic Dutch clips as a user's folder: mp4 (crops + audio) and manifest.csv.
+def export_clips(folder: str, sizes: dict[str, int], package: str = NAME,
+                 lang: str = "nl") -> None:
+    """Synthetic clips of `lang` as a user's folder: mp4 (crops + audio) and manifest.csv.
 
-    Runs in a process where the package (hence "nl") has been imported."""
-    import nl_corpus  # noqa: F401  registers "nl"
+    Runs in a process of its own: importing `package` registers `lang`."""
+    import importlib
 
     from lipjax.preprocess import write_video
     from lipjax.synth.generate import ClipConfig, make_clip
 
+    importlib.import_module(package)
     out = pathlib.Path(folder)
-    config = ClipConfig(language="nl", video=True)
+    config = ClipConfig(language=lang, video=True)
     rows = []
     for split, count in sizes.items():
         made, index = 0, 0
         while made < count:
             index += 1
+            assert index <= 50 * count, f"lipjax.synth renders no {lang} {split} clip"
             try:
                 clip = make_clip(config, split, index, centroids=None).features
             except ValueError:  # render.trajectory's np.pad fails for some lengths: skip them
+                continue
+            except KeyError:  # a phone the synthetic renderer has no viseme for (Polish ɕ)
                 continue
             i, made = made, made + 1
             rel = f"{clip['speaker']}/{split}_{i:03d}.mp4"

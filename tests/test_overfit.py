@@ -29,7 +29,12 @@ def _overfit(clips: int, steps: int, seed: int, frames: int = 8, hw: int = 24,
              "language": jnp.full((clips,), 1, jnp.int32)}
     model_cfg = factory.model_config("tiny", unit_vocab=12, text_vocab=16, languages=("es",),
                                      dropout=0.0, norm="group", memory_addressing=addressing)
-    config = ml_collections.ConfigDict({"model": model_cfg, "train": {"dtype": "float32"}})
+    config = ml_collections.ConfigDict({
+        "model": model_cfg, "train": {"dtype": "float32"},
+        "loss": {"ctc_weight": 0.1, "label_smoothing": 0.1, "token_dropout": 0.0},
+        "decoding": {"beam_size": 10, "decode_ctc_weight": 0.3, "length_penalty": 0.0,
+                     "max_decode_len": 0}})
+    settings = finetune.settings(config)
     model = finetune.create_model(config, nnx.Rngs(seed))
     model.train()
     # Warm-up + cosine as the trainer's schedule: the decay lets the last steps settle exactly
@@ -39,7 +44,7 @@ def _overfit(clips: int, steps: int, seed: int, frames: int = 8, hw: int = 24,
 
     @nnx.jit
     def step(model, opt):
-        grad_fn = nnx.value_and_grad(lambda m: finetune.loss_fn(m, batch, None)[0])
+        grad_fn = nnx.value_and_grad(lambda m: finetune.loss_fn(m, batch, None, settings)[0])
         loss, grads = grad_fn(model)
         opt.update(model, grads)
         return loss
@@ -47,7 +52,8 @@ def _overfit(clips: int, steps: int, seed: int, frames: int = 8, hw: int = 24,
     for _ in range(steps):
         step(model, opt)
     model.eval()
-    out = nnx.jit(finetune.eval_step)(model, batch)
+    out = nnx.jit(finetune.eval_step, static_argnames="settings")(model, batch,
+                                                                   settings=settings)
     refs = [" ".join(map(str, row[row > 0])) for row in tokens]
     hyps = [" ".join(map(str, np.asarray(out["tokens"])[i, :int(out["tokens_len"][i])]))
             for i in range(clips)]

@@ -4,13 +4,16 @@ import collections
 
 import grain
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
 from lipjax import languages
 from lipjax.data import pipeline, sharding, source
-from lipjax.data.transforms import MEAN, STD
+from lipjax.data.transforms import MEAN_PIXEL
+from lipjax.models.frontend import normalize
+from lipjax.schema import MEAN, STD
 from lipjax.units import acoustic, tokenizer
 from tests import fixtures_builder as fb
 
@@ -52,7 +55,7 @@ def test_train_batch_shapes_dtypes_and_masks(data_dir):
     for batch in _take(loader, 4):
         b, t = batch["frame_mask"].shape
         assert b == 4 and t in BUCKETS
-        assert batch["video"].shape == (b, t, 88, 88) and batch["video"].dtype == np.float32
+        assert batch["video"].shape == (b, t, 88, 88) and batch["video"].dtype == np.uint8
         assert batch["video_mask"].dtype == bool
         np.testing.assert_array_equal(batch["video_mask"], batch["frame_mask"])
         for key, mask in (("units", "frame_mask"), ("dedup_units", "dedup_units_mask"),
@@ -64,10 +67,8 @@ def test_train_batch_shapes_dtypes_and_masks(data_dir):
             assert batch[key].shape[1] % 8 == 0
         assert batch["language"].dtype == np.int32 and batch["valid"].all()
         assert batch["id"].dtype == object and batch["text"].dtype == object
-        # Padding frames are zero-valued; real frames are normalised pixels.
+        # Padding frames are zero-valued (the model zeroes them again after normalising).
         assert (batch["video"][~batch["video_mask"]] == 0).all()
-        lo, hi = (0 - MEAN) / STD, (1 - MEAN) / STD
-        assert batch["video"].min() >= lo - 1e-5 and batch["video"].max() <= hi + 1e-5
         sp = tokenizer.load_tokenizer("en", data_dir)
         for row, ex_id in enumerate(batch["id"]):
             ex = _source_example(ex_id)
@@ -88,8 +89,12 @@ def test_eval_centre_crop_and_normalisation(data_dir):
     batch = next(iter(loader))
     ex = _source_example(batch["id"][0])
     n = len(ex["video"])
-    expected = (ex["video"][:, 4:92, 4:92].astype(np.float32) / 255 - MEAN) / STD
-    np.testing.assert_allclose(batch["video"][0, :n], expected, atol=1e-5)
+    crop = ex["video"][:, 4:92, 4:92]
+    np.testing.assert_array_equal(batch["video"][0, :n], crop)  # uint8 pixels to the device
+    expected = (crop.astype(np.float32) / 255 - MEAN) / STD  # what the front end computes
+    got = np.asarray(normalize(jnp.asarray(batch["video"][0, :n])))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_augmentation_is_seeded_not_global(data_dir):
@@ -108,11 +113,12 @@ def test_augmentation_crops_flips_and_masks(data_dir):
     for batch in _take(loader, 8):
         for row, ex_id in enumerate(batch["id"]):
             raw = _source_example(ex_id)["video"].astype(np.float32) / 255
-            got = batch["video"][row, :len(raw)] * STD + MEAN
+            got = batch["video"][row, :len(raw)].astype(np.float32) / 255
             live = np.abs(got).sum((1, 2)) > 0
-            zero_frames = np.abs(batch["video"][row, :len(raw)]).max((1, 2)) == 0
-            masked += zero_frames.sum()
-            frame = int(np.argmax(~zero_frames))
+            # Time-masked frames show the dataset's mean pixel everywhere.
+            mean_frames = (batch["video"][row, :len(raw)] == MEAN_PIXEL).all((1, 2))
+            masked += mean_frames.sum()
+            frame = int(np.argmax(~mean_frames))
             found = None
             for top in range(9):
                 for left in range(9):

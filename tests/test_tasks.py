@@ -11,9 +11,11 @@ import pytest
 from flax import nnx
 
 from lipjax import languages
+from lipjax.metrics import cer, error_rate, wer
 from lipjax.models import factory
 from lipjax.tasks import get_task, units_pretrain
-from lipjax.tasks.common import WEIGHTS
+from lipjax.tasks.common import WEIGHTS, ids_to_text
+from lipjax.units.phonemes import WORD_ID
 from lipjax.units.tokenizer import train_tokenizer
 
 B, T, HW, P, U, L = 2, 10, 24, 6, 7, 5
@@ -27,6 +29,10 @@ def _config(task, tmp_path, **model):
                                  languages=("es",), **model)
     return ml_collections.ConfigDict({
         "task": task, "model": model, "train": {"dtype": "float32", "remat": False},
+        "loss": {"lid_weight": 0.1, "ctc_weight": 0.1, "label_smoothing": 0.1,
+                 "token_dropout": 0.2},
+        "decoding": {"beam_size": 3, "decode_ctc_weight": 0.3, "length_penalty": 0.0,
+                     "max_decode_len": 0},
         "data": {"data_dir": str(tmp_path)}, "init": {}})
 
 
@@ -59,31 +65,71 @@ def data_dir(tmp_path_factory):
     return d
 
 
-def _run(task_name, config):
+def _eval_step(task, model, batch, settings):
+    step = nnx.jit(task.eval_step, static_argnames="settings")
+    return jax.tree.map(np.asarray, step(model, batch, settings=settings))
+
+
+def _run(task_name, config, with_outputs=False):
     task = get_task(task_name)
+    settings = task.settings(config)
     model = task.create_model(config, nnx.Rngs(0))
     model.train()
     host = _batch()
     batch = _device(host)
-    grad_fn = nnx.value_and_grad(lambda m: task.loss_fn(m, batch, nnx.Rngs(1)), has_aux=True)
+    grad_fn = nnx.value_and_grad(lambda m: task.loss_fn(m, batch, nnx.Rngs(1), settings),
+                                 has_aux=True)
     (loss, metrics), grads = nnx.jit(grad_fn)(model)
-    assert np.isfinite(float(loss)) and set(metrics) >= {"loss"}
+    assert np.isfinite(float(loss)) and float(metrics["loss"]) == float(loss)
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+    assert any(np.abs(g).max() > 0 for g in jax.tree.leaves(grads))
     model.eval()
-    out = jax.tree.map(np.asarray, nnx.jit(task.eval_step)(model, batch))
-    return model, task.eval_metrics([out], [host], config)
+    out = _eval_step(task, model, batch, settings)
+    result = task.eval_metrics([out], [host], config)
+    return (model, result, out, host) if with_outputs else (model, result)
+
+
+def _texts(out, host, key, data_dir):
+    """(references, hypotheses) decoded by hand from the batch and the eval outputs."""
+    refs = [languages.get("es").normalize(t) for t in host["text"]]
+    hyps = [ids_to_text(out[key][i], int(out[f"{key}_len"][i]), "es", str(data_dir))
+            for i in range(B)]
+    return refs, hyps
 
 
 @pytest.mark.parametrize("unit_type", ["phoneme", "acoustic"])
 def test_units_pretrain(unit_type, tmp_path):
-    _, result = _run("units_pretrain", _config("units_pretrain", tmp_path, unit_type=unit_type))
-    assert 0.0 <= result["lid_accuracy"] <= 1.0 and result["per"] >= 0.0
+    _, result, out, host = _run("units_pretrain",
+                                _config("units_pretrain", tmp_path, unit_type=unit_type),
+                                with_outputs=True)
+    # The metrics, recomputed from the outputs: references are the batch's phone sequences
+    # without word boundaries (phonemes) or its repeats-removed units (acoustic).
+    if unit_type == "phoneme":
+        ids, mask = host["phoneme_ids"], host["phoneme_mask"]
+        refs = [[int(u) for u in row[m] if u != WORD_ID] for row, m in zip(ids, mask, strict=True)]
+        hyps = [[int(u) for u in out["units"][i, :out["units_len"][i]] if u != WORD_ID]
+                for i in range(B)]
+    else:
+        ids, mask = host["dedup_units"], host["dedup_units_mask"]
+        refs = [[int(u) for u in row[m]] for row, m in zip(ids, mask, strict=True)]
+        hyps = [[int(u) for u in out["units"][i, :out["units_len"][i]]] for i in range(B)]
+    assert set(result) == ({"per", "ver", "lid_accuracy"} if unit_type == "phoneme"
+                           else {"per", "lid_accuracy"})
+    assert result["per"] == pytest.approx(error_rate(refs, hyps))
+    assert result["lid_accuracy"] == pytest.approx(np.mean(out["lid"] == host["language"]))
 
 
 def test_lmdecoder_and_finetune_load_stages(data_dir, tmp_path):
     stage1, _ = _run("units_pretrain", _config("units_pretrain", data_dir))
-    stage2, result = _run("lmdecoder", _config("lmdecoder", data_dir, unit_type="acoustic"))
-    assert {"wer", "cer", "wer_ctc"} <= set(result) and result["wer"] >= 0.0
+    stage2, result, out, host = _run("lmdecoder",
+                                     _config("lmdecoder", data_dir, unit_type="acoustic"),
+                                     with_outputs=True)
+    assert set(result) == {"wer", "cer", "wer_ctc"}
+    refs, hyps = _texts(out, host, "tokens", data_dir)
+    _, ctc_hyps = _texts(out, host, "ctc_tokens", data_dir)
+    assert result["wer"] == pytest.approx(wer(refs, hyps))
+    assert result["cer"] == pytest.approx(cer(refs, hyps))
+    assert result["wer_ctc"] == pytest.approx(wer(refs, ctc_hyps))
     for name, model in (("s1", stage1), ("s2", stage2)):
         with ocp.CheckpointManager(tmp_path / name / "checkpoints") as mngr:
             state = {"model": nnx.state(model, WEIGHTS).to_pure_dict(), "step": 3}
@@ -101,8 +147,10 @@ def test_lmdecoder_and_finetune_load_stages(data_dir, tmp_path):
     for a, b in ((got["visual"], want1["visual"]), (got["decoders"], want2["decoders"])):
         jax.tree.map(np.testing.assert_array_equal, a, b)
 
-    _, result = _run("finetune", config)
-    assert {"wer", "cer"} <= set(result)
+    _, result, out, host = _run("finetune", config, with_outputs=True)
+    refs, hyps = _texts(out, host, "tokens", data_dir)
+    assert set(result) == {"wer", "cer", "wer_ctc"}
+    assert result["wer"] == pytest.approx(wer(refs, hyps))
 
     # Ablation (c): the stage-2 LMDecoder's weights, no memory read.
     config_c = _config("finetune", data_dir, unit_type="acoustic", memory_addressing="none")
@@ -128,8 +176,9 @@ def test_lmdecoder_and_finetune_load_stages(data_dir, tmp_path):
     assert weights.shape == (B, 1, T, UNITS)
     # Both sides are one softmax of the same float32 logits: equal up to float32 rounding.
     np.testing.assert_allclose(weights[:, 0], jax.nn.softmax(logits, -1), rtol=1e-6, atol=1e-7)
-    _, result = _run("finetune", config_p)
-    assert {"wer", "cer"} <= set(result)
+    _, result, out, host = _run("finetune", config_p, with_outputs=True)
+    refs, hyps = _texts(out, host, "tokens", data_dir)
+    assert result["cer"] == pytest.approx(cer(refs, hyps))
 
 
 def test_units_pretrain_on_frame_phonemes(tmp_path):
@@ -137,14 +186,24 @@ def test_units_pretrain_on_frame_phonemes(tmp_path):
     and drops silence (id 0) and padding, so frames [0 5 5 0 7 7 7 3 0 3] read as [5 7 3 3]."""
     config = _config("units_pretrain", tmp_path, unit_type="phoneme", phoneme_targets="frames")
     task = get_task("units_pretrain")
+    settings = task.settings(config)
     model = task.create_model(config, nnx.Rngs(0))
+    model.eval()  # no dropout: the logits below are the ones the loss saw
     host = _batch()
     host["frame_phonemes"] = np.random.default_rng(1).integers(0, UNITS, (B, T)).astype(np.int32)
-    loss, metrics = nnx.jit(lambda m, b: task.loss_fn(m, b, nnx.Rngs(1)))(model, _device(host))
-    assert np.isfinite(float(loss)) and 0.0 <= float(metrics["unit_accuracy"]) <= 1.0
-    model.eval()
-    out = jax.tree.map(np.asarray, nnx.jit(task.eval_step)(model, _device(host)))
-    assert out["units"].shape[0] == B and (out["units_len"] <= T).all()
+    loss, metrics = nnx.jit(lambda m, b: task.loss_fn(m, b, nnx.Rngs(1), settings))(
+        model, _device(host))
+    logits = np.asarray(model(_device(host)["video"], host["video_mask"])["unit_logits"])
+    best, valid = logits.argmax(-1), host["video_mask"]
+    assert float(metrics["unit_accuracy"]) == pytest.approx(
+        (best == host["frame_phonemes"])[valid].mean())
+    assert float(loss) == pytest.approx(float(metrics["unit_loss"])
+                                        + 0.1 * float(metrics["lid_loss"]), rel=1e-6)
+    out = _eval_step(task, model, _device(host), settings)
+    for i in range(B):  # runs merged, silence (0) and padding dropped
+        frames = best[i, :valid[i].sum()]
+        want = [int(u) for j, u in enumerate(frames) if u != 0 and (j == 0 or u != frames[j - 1])]
+        assert out["units"][i, :out["units_len"][i]].tolist() == want
 
     frames = jnp.asarray([[0, 5, 5, 0, 7, 7, 7, 3, 0, 3], [2, 2, 0, 4, 4, 9, 9, 1, 1, 1]])
     mask = jnp.asarray(host["video_mask"])  # the second clip's last 3 frames are padding
@@ -156,4 +215,4 @@ def test_units_pretrain_on_frame_phonemes(tmp_path):
 
     del host["frame_phonemes"]
     with pytest.raises(ValueError, match="frame_phonemes"):
-        task.loss_fn(model, _device(host), nnx.Rngs(1))
+        task.loss_fn(model, _device(host), nnx.Rngs(1), settings)

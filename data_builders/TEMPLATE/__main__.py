@@ -1,4 +1,5 @@
-"""`python -m data_builders.<name> build|tokenizer|train ...`: data_builders/my_corpus/cli.py."""
+"""`python -m data_builders.<name> build|tokenizer|train|evaluate|transcribe ...`: see
+data_builders/my_corpus/cli.py."""
 
 import sys
 

@@ -4,12 +4,16 @@
     python -m data_builders.<name> tokenizer [--data_dir out/data] [--vocab_size 1000]
     python -m data_builders.<name> train \
         --config configs/lmdecoder.py:small,lang=xx,builder=<name> --workdir out/runs/lmdecoder_xx
+    python -m data_builders.<name> evaluate --workdir out/runs/finetune_xx_memory
+    python -m data_builders.<name> transcribe --workdir out/runs/finetune_xx_memory \
+        --video clip.mp4
 
 (`python -m data_builders.<name> build ...` is the first command too.) Each runs where the
 package has been imported, so its language is registered (`lipjax.languages.register`) before
-anything asks for it: `train` starts `python -m lipjax.train` in a child process that imports the
-package first, because the trainer builds the model, whose language-ID head and LMDecoder look
-languages up, before it opens the data.
+anything asks for it: `train`, `evaluate` and `transcribe` start `python -m lipjax.train`,
+`python -m experiments.evaluate` and `python -m experiments.transcribe` in a child process that
+imports the package first, because the model's language-ID head and LMDecoder look languages up
+as soon as it is built.
 """
 
 from __future__ import annotations
@@ -49,21 +53,30 @@ def tokenizer(package: str, data_dir: str, vocab_size: int) -> None:
         print(f"tokenizer {language}: {sp.get_piece_size()} pieces from {cls.name}/{config}")
 
 
-# Imports the package, then runs lipjax.train as `__main__` with the remaining arguments.
-_TRAIN = ("import importlib, runpy, sys; importlib.import_module(sys.argv.pop(1)); "
-          "runpy.run_module('lipjax.train', run_name='__main__', alter_sys=True)")
+# Imports the package, then runs a module as `__main__` with the remaining arguments.
+_RUN = ("import importlib, runpy, sys; importlib.import_module(sys.argv.pop(1)); "
+        "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)")
+# Commands whose arguments all belong to another module's absl flags.
+FORWARDED = {"train": "lipjax.train", "evaluate": "experiments.evaluate",
+             "transcribe": "experiments.transcribe"}
+
+
+def run_module(package: str, module: str, argv: Sequence[str]) -> int:
+    """`python -m MODULE ARGS` in a child process that imports the package first; returns its
+    exit status."""
+    return subprocess.run([sys.executable, "-c", _RUN, package, module, *argv],
+                          check=False).returncode
 
 
 def train(package: str, argv: Sequence[str]) -> int:
-    """`python -m lipjax.train ARGS` in a child process that imports the package first; returns
-    its exit status."""
-    return subprocess.run([sys.executable, "-c", _TRAIN, package, *argv], check=False).returncode
+    """`python -m lipjax.train ARGS` with the package imported first (see `run_module`)."""
+    return run_module(package, FORWARDED["train"], argv)
 
 
 def main(package: str, argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "train":  # the rest belongs to lipjax.train's absl flags
-        return train(package, argv[1:])
+    if argv and argv[0] in FORWARDED:  # the rest belongs to that module's absl flags
+        return run_module(package, FORWARDED[argv[0]], argv[1:])
     parser = argparse.ArgumentParser(prog=f"python -m {package}", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +88,10 @@ def main(package: str, argv: Sequence[str] | None = None) -> int:
     p_tok.add_argument("--data_dir", default=DEFAULT_DATA_DIR)
     p_tok.add_argument("--vocab_size", type=int, default=1000)
     sub.add_parser("train", help="python -m lipjax.train with this language registered")
+    sub.add_parser("evaluate", help="python -m experiments.evaluate (WER/CER of a run) with "
+                                    "this language registered")
+    sub.add_parser("transcribe", help="python -m experiments.transcribe (lip-read a video) with "
+                                      "this language registered")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("data_builders").setLevel(logging.INFO)  # the per-split build reports

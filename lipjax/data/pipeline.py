@@ -95,20 +95,16 @@ class Loader(grain.DatasetIterator):
     iterating again after it ends starts a new pass.
     """
 
-    def __init__(self, datasets: Sequence[grain.IterDataset], *, train: bool, batch_size: int,
-                 with_video: bool, num_batches: int | None, shards: Sequence[int] = (0,),
-                 num_shards: int = 1):
+    def __init__(self, datasets: Sequence[grain.IterDataset], *, train: bool,
+                 num_batches: int | None, shards: Sequence[int] = (0,), num_shards: int = 1):
         if len(datasets) != len(shards):
             raise ValueError(f"Loader: {len(datasets)} datasets for shards {list(shards)}")
         self._datasets = list(datasets)
         self.train = train
-        self.batch_size = batch_size
-        self.with_video = with_video
         self.num_batches = num_batches
         self.shards = tuple(int(s) for s in shards)
         self.num_shards = int(num_shards)
         self._started = False
-        self._exhausted = False
         super().__init__([iter(d) for d in self._datasets])
 
     def __len__(self) -> int:
@@ -120,17 +116,13 @@ class Loader(grain.DatasetIterator):
         if not self.train and self._started:
             for parent in self._parents:
                 parent.close()
-            self._started = self._exhausted = False
+            self._started = False
             super().__init__([iter(d) for d in self._datasets])
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
         self._started = True
-        try:
-            parts = [next(parent) for parent in self._parents]
-        except StopIteration:
-            self._exhausted = True
-            raise
+        parts = [next(parent) for parent in self._parents]
         if len(parts) == 1:
             return parts[0]
         dims = sharding.max_dims(parts)
@@ -241,8 +233,7 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
             _mark_flags_parsed()
             dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
         datasets.append(dataset)
-    return Loader(datasets, train=train, batch_size=shard_batch * len(shards),
-                  with_video=with_video, num_batches=num_batches, shards=shards,
+    return Loader(datasets, train=train, num_batches=num_batches, shards=shards,
                   num_shards=num_shards)
 
 
@@ -285,7 +276,3 @@ def _mark_flags_parsed() -> None:
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
 
-
-def source_names(data_cfg: Any) -> Sequence[str]:
-    """The builder config names a data config reads, in order."""
-    return [name for name, _ in parse_sources(_cfg(data_cfg, "sources"))]

@@ -1,6 +1,6 @@
 """Autoregressive Transformer decoder (pre-LN, ESPnet/fairseq layout) over SentencePiece ids.
 
-Token ids follow `lipjax.units.tokenizer`: PAD 0, UNK 1, BOS 2, EOS 3. The decoder sees
+Token ids are `lipjax.schema`'s: PAD 0, UNK 1, BOS 2, EOS 3. The decoder sees
 [BOS, t1, ..., tL] and predicts [t1, ..., tL, EOS]; the causal mask alone makes valid positions
 independent of padding after them, and `memory_mask` hides padded encoder frames.
 """
@@ -16,8 +16,7 @@ from flax import nnx
 from lipjax.models.attention import MultiHeadAttention
 from lipjax.models.conformer import FeedForward
 from lipjax.models.layers import Dtype, causal_mask, sinusoid
-
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
+from lipjax.schema import BOS, EOS, PAD
 
 
 class DecoderBlock(nnx.Module):

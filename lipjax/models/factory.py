@@ -9,10 +9,12 @@ encoder ("conformer" | "transformer"), dim, heads, layers, ffn, kernel, dropout,
 ("phoneme" | "acoustic"), phoneme_targets ("sequence": CTC on the clip's phonemes | "frames":
 frame CE on the phone sounding at each frame, where the corpus has it), unit_vocab (0 = phoneme
 inventory size for phonemes, 100 for acoustic units), num_languages (0 = all registered),
-lid_weight, languages (LMDecoder languages), text_vocab, memory_layers, decoder_layers,
+languages (LMDecoder languages), text_vocab, memory_layers, decoder_layers,
 memory_addressing ("attention" | "posterior" | "none": how stage-3 visual states read the
-LMDecoder memory, see lipreader.MemoryRead), memory_heads (0 = heads), memory_residual,
-ctc_weight, label_smoothing; train.dtype ("float32" | "bfloat16"), train.remat.
+LMDecoder memory, see lipreader.MemoryRead), memory_heads (0 = heads), memory_residual;
+train.dtype ("float32" | "bfloat16"), train.remat; and loss.lid_weight (stage 1 has a
+language-ID head when it is > 0). Loss and decoding settings live in config.loss and
+config.decoding, read by the tasks.
 """
 
 from __future__ import annotations
@@ -43,10 +45,8 @@ SIZES: dict[str, dict[str, Any]] = {
 DEFAULTS: dict[str, Any] = dict(
     norm="batch", encoder="conformer", dropout=0.1, unit_type="phoneme", unit_vocab=0,
     phoneme_targets="sequence",
-    num_languages=0, lid_weight=0.1, languages=("en",), text_vocab=1000,
-    memory_addressing="attention", memory_heads=0, memory_residual=True, ctc_weight=0.1,
-    label_smoothing=0.1, token_dropout=0.0,
-    beam_size=10, decode_ctc_weight=0.3, length_penalty=0.0, max_decode_len=0,
+    num_languages=0, languages=("en",), text_vocab=1000,
+    memory_addressing="attention", memory_heads=0, memory_residual=True,
 )
 
 
@@ -78,6 +78,14 @@ def dtype_and_remat(config: ml_collections.ConfigDict) -> tuple[Any, bool]:
 def unit_targets(config: ml_collections.ConfigDict) -> UnitTargets:
     """The run's units (config model.unit_type, model.phoneme_targets), resolved once."""
     return UnitTargets.from_names(get(config, "unit_type"), get(config, "phoneme_targets"))
+
+
+def lid_weight(config: ml_collections.ConfigDict) -> float:
+    """config loss.lid_weight: the weight of stage 1's language-ID loss (0 = no LID head)."""
+    if "loss" not in config or "lid_weight" not in config.loss:
+        raise KeyError("config loss.lid_weight: missing (configs/units_pretrain.py writes it; "
+                       "0 builds no language-ID head)")
+    return float(config.loss.lid_weight)
 
 
 def unit_vocab(config: ml_collections.ConfigDict) -> int:
@@ -115,7 +123,7 @@ def visual_unit_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Visu
     dtype, _ = dtype_and_remat(config)
     visual = visual_encoder(config, rngs)
     lid = (LanguageID(get(config, "dim"), num_languages(config), dtype=dtype, rngs=rngs)
-           if get(config, "lid_weight") > 0 else None)
+           if lid_weight(config) > 0 else None)
     return VisualUnitModel(visual, unit_head(config, rngs), lid)
 
 

@@ -87,7 +87,7 @@ def units_pretrain_forward_flops_per_clip(config: ml_collections.ConfigDict, fra
     d = factory.get(config, "dim")
     flops = visual_flops_per_clip(config, frames, batch)
     flops += 2.0 * d * factory.unit_vocab(config) * frames  # unit head
-    if factory.get(config, "lid_weight") > 0:
+    if factory.lid_weight(config) > 0:
         flops += 2.0 * d * d + 2.0 * d * factory.num_languages(config)
     return flops
 

@@ -2,8 +2,12 @@
 
 (B, T, H, W) mouth crops → (B, T, C) frame features (C = 512 at width 64).
 
-Padding safety: padded frames are zeroed before the stem, so the 5-frame temporal kernel sees
-zeros beyond a clip's end whether or not the batch is padded; every later op is per frame.
+Input: uint8 pixels as the input pipeline sends them (a quarter of float32's bytes on the
+host-to-device copy), normalised here (`normalize`); float video is taken as normalised already.
+
+Padding safety: padded frames are zeroed (after normalisation) before the stem, so the 5-frame
+temporal kernel sees zeros beyond a clip's end whether or not the batch is padded; every later
+op is per frame.
 Normalisation is `MaskedNorm` (config `model.norm`): BatchNorm by default, as auto_avsr, with
 training statistics over valid frames only (so padding cannot shift them) and running averages
 at evaluation; "group" switches to per-frame GroupNorm, which needs no batch statistics.
@@ -16,8 +20,18 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lipjax.models.layers import Dtype, MaskedNorm, masked_fill_zero
+from lipjax.schema import MEAN, STD
 
 STEM_FRAMES = 5  # temporal extent of the stem (auto_avsr's Conv3d kernel 5x7x7)
+
+
+def normalize(video: jax.Array) -> jax.Array:
+    """uint8 pixels → (pixel / 255 - MEAN) / STD in float32 (one multiply-add, as the host did
+    before video went to the device as uint8); float video is returned unchanged."""
+    if video.dtype != jnp.uint8:
+        return video
+    scale = jnp.float32(1.0 / (255.0 * STD))
+    return video.astype(jnp.float32) * scale - jnp.float32(MEAN / STD)
 
 
 class BasicBlock(nnx.Module):
@@ -78,11 +92,12 @@ class Frontend(nnx.Module):
         return x.reshape(b, t, *x.shape[1:])
 
     def __call__(self, video: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-        """video: (B, T, H, W) float; mask: (B, T) bool → (B, T, 8·width), zeros at padding."""
+        """video: (B, T, H, W) uint8 pixels or normalised float; mask: (B, T) bool →
+        (B, T, 8·width), zeros at padding."""
         b, t = video.shape[:2]
         if mask is None:
             mask = jnp.ones((b, t), bool)
-        x = self.stem_conv(masked_fill_zero(video, mask))
+        x = self.stem_conv(masked_fill_zero(normalize(video), mask))
         x = nnx.swish(self.stem_norm(x, mask))
         x = x.reshape(b * t, *x.shape[2:])
         x = nnx.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))

@@ -1,7 +1,10 @@
-"""What the three task modules share: loss/decoding settings carried by the model, the text
-loss, host-side text decoding, and copying earlier stages' weights from Orbax checkpoints.
+"""What the three task modules (and their callers) share: which rows of a batch are real clips,
+token ids back to text, and copying earlier stages' weights from Orbax checkpoints (the two
+text tasks share more: `lipjax/tasks/text.py`).
 
-Checkpoint layout read by `load_subtrees` (written by lipjax/train/checkpoint.py)::
+Checkpoint layout read by `restore_params` and `load_subtrees` (written by
+lipjax/train/checkpoint.py, which owns it; the reader lives here, below both the tasks that
+load earlier stages and the trainer)::
 
     {workdir}/checkpoints/<step>/state/   Orbax StandardSave of
         {"model": nnx.state(model) as a pure dict, "optimizer": ..., "rngs": ..., "step": ...}
@@ -14,7 +17,6 @@ BatchNorm statistics) must be present in the checkpoint with the same shape.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -25,84 +27,16 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from lipjax import languages, losses
-from lipjax.models import factory
-from lipjax.models.decoder import EOS, PAD, UNK, shift_targets
-from lipjax.units.targets import UnitTargets
+from lipjax import languages
+from lipjax.schema import EOS
 
 # What a checkpoint must hold for a copied sub-tree: parameters and BatchNorm statistics (not
 # dropout RNG state).
 WEIGHTS = (nnx.Param, nnx.BatchStat)
 
 
-@dataclasses.dataclass(frozen=True)
-class HParams:
-    """Loss and decoding settings a task's loss_fn / eval_step need (they get no config)."""
-
-    units: UnitTargets = UnitTargets("phoneme", False)
-    lid_weight: float = 0.1
-    ctc_weight: float = 0.1
-    label_smoothing: float = 0.1
-    token_dropout: float = 0.0
-    beam_size: int = 10
-    decode_ctc_weight: float = 0.3
-    length_penalty: float = 0.0
-    max_decode_len: int = 0
-
-
-def hparams(config: ml_collections.ConfigDict) -> HParams:
-    g = lambda k: factory.get(config, k)
-    return HParams(units=factory.unit_targets(config),
-                   lid_weight=float(g("lid_weight")),
-                   ctc_weight=float(g("ctc_weight")), label_smoothing=float(g("label_smoothing")),
-                   token_dropout=float(g("token_dropout")),
-                   beam_size=int(g("beam_size")), decode_ctc_weight=float(g("decode_ctc_weight")),
-                   length_penalty=float(g("length_penalty")),
-                   max_decode_len=int(g("max_decode_len")))
-
-
-def drop_tokens(inputs: jax.Array, rate: float, key: jax.Array) -> jax.Array:
-    """Decoder inputs with each token after BOS replaced by UNK with probability `rate`.
-
-    An autoregressive decoder trained on few sentences learns to recite them from their first
-    words (train accuracy 100 %, validation 51 % teacher-forced, measured on the synthetic
-    corpus): hiding part of its own history makes it read the encoder states instead."""
-    drop = jax.random.bernoulli(key, rate, inputs.shape)
-    drop = drop.at[:, 0].set(False)
-    return jnp.where(drop & (inputs != PAD), UNK, inputs)
-
-
-def text_loss(model: Any, states: jax.Array, mask: jax.Array, batch: dict[str, jax.Array],
-              hp: HParams, rngs: nnx.Rngs | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """(1 - w) · label-smoothed CE (decoder) + w · CTC (text head), w = hp.ctc_weight; with
-    `rngs` (training), decoder inputs are dropped at hp.token_dropout (see `drop_tokens`)."""
-    language = batch["language"]
-    inputs, targets, tmask = shift_targets(batch["tokens"], batch["token_mask"])
-    if rngs is not None and hp.token_dropout > 0:
-        inputs = drop_tokens(inputs, hp.token_dropout, rngs())
-    logits = model.decode(inputs, states, mask, language)
-    ce = losses.label_smoothed_ce(logits, targets, tmask, hp.label_smoothing)
-    metrics = {"ce": ce, "token_accuracy": losses.accuracy(logits, targets, tmask)}
-    loss = ce
-    if hp.ctc_weight > 0:
-        ctc = losses.ctc(model.ctc_logits(states, language), mask, batch["tokens"],
-                         batch["token_mask"], blank_id=PAD)
-        loss = (1 - hp.ctc_weight) * ce + hp.ctc_weight * ctc
-        metrics["ctc"] = ctc
-    return loss, {"loss": loss, **metrics}
-
-
-def decode_len(hp: HParams, frames: int) -> int:
-    return hp.max_decode_len or frames
-
-
-# ---------------------------------------------------------------------------------------------
-# Host side: ids → text, metrics.
-# ---------------------------------------------------------------------------------------------
-
-
 @functools.cache
-def _tokenizer(lang: str, data_dir: str):
+def _tokenizer(lang: str, data_dir: str) -> Any:
     from lipjax.units.tokenizer import load_tokenizer
 
     return load_tokenizer(lang, data_dir)
@@ -122,25 +56,54 @@ def valid_rows(batch: dict) -> np.ndarray:
     return np.asarray(batch["valid"], bool) if "valid" in batch else np.ones(n, bool)
 
 
-def texts(outputs: list[dict[str, np.ndarray]], batches: list[dict], config: Any,
-          key: str = "tokens") -> tuple[list[str], list[str]]:
-    """(references, hypotheses) for every valid example of the evaluated batches."""
-    codes = languages.codes()
-    refs, hyps = [], []
-    for out, batch in zip(outputs, batches, strict=True):
-        for i, text in enumerate(np.asarray(batch["text"])):
-            if not valid_rows(batch)[i]:
-                continue
-            lang = codes[int(np.asarray(batch["language"])[i])]
-            refs.append(languages.get(lang).normalize(str(text)))
-            hyps.append(ids_to_text(out[key][i], int(out[f"{key}_len"][i]), lang,
-                                    str(config.data.data_dir)))
-    return refs, hyps
-
-
 # ---------------------------------------------------------------------------------------------
 # Loading earlier stages.
 # ---------------------------------------------------------------------------------------------
+
+
+def resolve_step_dir(path: str, step: int | None = None) -> Any:
+    """`path` may be a workdir, its `checkpoints/` dir, or one `checkpoints/<step>` dir."""
+    import os
+
+    from etils import epath
+
+    p = epath.Path(os.path.abspath(path))  # Orbax reads only absolute paths
+    if (p / "state").exists():
+        return p
+    if (p / "checkpoints").exists():
+        p = p / "checkpoints"
+    steps = sorted(int(c.name) for c in p.iterdir() if c.name.isdigit()) if p.exists() else []
+    if not steps:
+        raise FileNotFoundError(f"{path}: no checkpoint found (expected "
+                                f"{{workdir}}/checkpoints/<step>/state)")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise FileNotFoundError(f"{path}: no checkpoint for step {step}; found {steps}")
+    return p / str(step)
+
+
+def restore_state_numpy(path: str, step: int | None = None) -> dict:
+    """The whole saved "state" pytree as host numpy arrays (any device count)."""
+    import orbax.checkpoint as ocp
+
+    item = resolve_step_dir(path, step) / "state"
+    with ocp.PyTreeCheckpointer() as ckptr:
+        meta = ckptr.metadata(item)
+        tree = getattr(meta, "item_metadata", None) or getattr(meta, "tree", None) or meta
+        tree = getattr(tree, "tree", tree)
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+        return ckptr.restore(item, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+
+
+def restore_params(path: str, step: int | None = None) -> dict:
+    """The "model" variables of a checkpoint (latest step by default): a nested dict of numpy
+    arrays with every parameter and BatchNorm statistic, no RNG state.
+
+    Load with `nnx.replace_by_pure_dict(nnx.state(model, nnx.Not(nnx.RngState)), params)` or
+    pick sub-trees, e.g. `restore_params(workdir)["encoder"]`.
+    """
+    return restore_state_numpy(path, step)["model"]
 
 
 def _child(tree: Any, key: Any, where: str) -> Any:
@@ -173,8 +136,6 @@ def load_subtrees(model: nnx.Module, path: str,
                   pairs: Sequence[tuple[tuple[str, ...], tuple[str, ...]]]) -> int:
     """Copies checkpoint["model"][src...] into model[dst...] for each (src, dst); returns the
     number of arrays copied."""
-    from lipjax.train.checkpoint import restore_params
-
     restored = restore_params(str(path))
     state = nnx.state(model, WEIGHTS)
     pure = state.to_pure_dict()
@@ -199,7 +160,6 @@ def load_model(config: ml_collections.ConfigDict, path: str, step: int | None = 
     """`config.task`'s model with every weight read from a checkpoint, in eval mode (for
     evaluation, export and analysis). `path` as in `load_subtrees`; latest step by default."""
     from lipjax.tasks import get_task
-    from lipjax.train.checkpoint import restore_params
 
     model = get_task(config.task).create_model(config, nnx.Rngs(int(config.get("seed", 0))))
     state = nnx.state(model, WEIGHTS)

@@ -17,63 +17,50 @@ from __future__ import annotations
 
 import jax
 import ml_collections
-import numpy as np
 from absl import logging
 from flax import nnx
 
-from lipjax import decoding, metrics
 from lipjax.models import factory
 from lipjax.models.lipreader import LipReader
-from lipjax.tasks.common import decode_len, hparams, load_subtrees, text_loss, texts
+from lipjax.tasks import text
+from lipjax.tasks.common import load_subtrees
+from lipjax.tasks.text import TextSettings
+
+# wer / cer of the attention decoder, wer_ctc of the CTC head.
+eval_metrics = text.eval_metrics
 
 
 def create_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LipReader:
-    model = factory.lipreader(config, rngs)
-    model.hp = hparams(config)
-    return model
+    return factory.lipreader(config, rngs)
 
 
-def loss_fn(model: LipReader, batch: dict[str, jax.Array],
-            rngs: nnx.Rngs) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Model dropout draws from the model's own streams; `rngs` (the trainer's) drops decoder
-    input tokens (config model.token_dropout)."""
+def settings(config: ml_collections.ConfigDict) -> TextSettings:
+    """config.loss and config.decoding, resolved once for the jitted steps."""
+    return TextSettings.from_config(config)
+
+
+def encode(model: LipReader, batch: dict[str, jax.Array],
+           settings: TextSettings) -> tuple[jax.Array, jax.Array]:
+    """(states, mask) of the lip reader's encoder (visual states after the memory read)."""
+    del settings  # the video is the input whatever the units
     mask = batch["video_mask"]
-    states = model.encode(batch["video"], mask, batch["language"])
-    return text_loss(model, states, mask, batch, model.hp, rngs)
+    return model.encode(batch["video"], mask, batch["language"]), mask
 
 
-def eval_step(model: LipReader, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Greedy attention decoding and greedy CTC decoding (model in eval mode)."""
-    mask, language = batch["video_mask"], batch["language"]
-    states = model.encode(batch["video"], mask, language)
-    tokens, lengths = decoding.attention_greedy(model.decode, states, mask, language,
-                                                decode_len(model.hp, mask.shape[1]))
-    ctc, ctc_len = decoding.ctc_greedy(model.ctc_logits(states, language), mask)
-    return {"tokens": tokens, "tokens_len": lengths, "ctc_tokens": ctc, "ctc_tokens_len": ctc_len}
+def loss_fn(model: LipReader, batch: dict[str, jax.Array], rngs: nnx.Rngs | None,
+            settings: TextSettings) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The text loss (`text.text_loss`); `rngs` drops decoder input tokens."""
+    return text.text_loss(model, *encode(model, batch, settings), batch, settings, rngs)
 
 
-def beam_step(model: LipReader, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Joint CTC/attention beam search (config.model.beam_size, decode_ctc_weight,
-    length_penalty) for final evaluations."""
-    mask, language = batch["video_mask"], batch["language"]
-    states = model.encode(batch["video"], mask, language)
-    hp = model.hp
-    tokens, lengths, _ = decoding.beam_search(
-        model.decode, states, mask, language, model.ctc_logits(states, language),
-        beam=hp.beam_size, ctc_weight=hp.decode_ctc_weight, length_penalty=hp.length_penalty,
-        max_len=decode_len(hp, mask.shape[1]))
-    return {"tokens": tokens, "tokens_len": lengths}
+def eval_step(model: LipReader, batch: dict[str, jax.Array],
+              settings: TextSettings) -> dict[str, jax.Array]:
+    return text.greedy_step(encode, model, batch, settings)
 
 
-def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
-                 config: ml_collections.ConfigDict) -> dict[str, float]:
-    """wer / cer of the attention decoder, wer_ctc of the CTC head."""
-    refs, hyps = texts(outputs, batches, config)
-    result = {"wer": metrics.wer(refs, hyps), "cer": metrics.cer(refs, hyps)}
-    if all("ctc_tokens" in o for o in outputs):
-        _, ctc_hyps = texts(outputs, batches, config, key="ctc_tokens")
-        result["wer_ctc"] = metrics.wer(refs, ctc_hyps)
-    return result
+def beam_step(model: LipReader, batch: dict[str, jax.Array],
+              settings: TextSettings) -> dict[str, jax.Array]:
+    return text.beam_step(encode, model, batch, settings)
 
 
 def check_unit_type(config: ml_collections.ConfigDict, path: str, stage: str) -> None:

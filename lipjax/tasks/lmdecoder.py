@@ -3,7 +3,7 @@
 Input: the unit sequence of the audio (`lipjax.units.targets.UnitTargets.lmdecoder_keys`: the
 phone of each 25 Hz frame, the phone sequence, or the repeats-removed k-means units) → unit
 embeddings (the memory) → memory encoder → decoder over the language's SentencePiece vocab.
-Loss: (1 - w) · label-smoothed CE (0.1) + w · CTC, w = config.model.ctc_weight (0.1–0.3 in the
+Loss: (1 - w) · label-smoothed CE (0.1) + w · CTC, w = config.loss.ctc_weight (0.1–0.3 in the
 paper).
 """
 
@@ -11,69 +11,45 @@ from __future__ import annotations
 
 import jax
 import ml_collections
-import numpy as np
 from flax import nnx
 
-from lipjax import decoding, metrics
 from lipjax.models import factory
 from lipjax.models.lmdecoder import LMDecoderModel
-from lipjax.tasks.common import decode_len, hparams, text_loss, texts
-from lipjax.units.targets import UnitTargets
+from lipjax.tasks import text
+from lipjax.tasks.text import TextSettings
+
+# wer / cer of the attention decoder, wer_ctc of the CTC head.
+eval_metrics = text.eval_metrics
 
 
 def create_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LMDecoderModel:
-    model = factory.lmdecoder_model(config, rngs)
-    model.hp = hparams(config)
-    return model
+    return factory.lmdecoder_model(config, rngs)
 
 
-def unit_inputs(batch: dict[str, jax.Array], units: UnitTargets) -> tuple[jax.Array, jax.Array]:
-    """(ids, mask) the LMDecoder reads (see UnitTargets.lmdecoder_keys)."""
-    ids, mask = units.lmdecoder_keys
-    return batch[ids], batch[mask]
+def settings(config: ml_collections.ConfigDict) -> TextSettings:
+    """config.loss and config.decoding, resolved once for the jitted steps."""
+    return TextSettings.from_config(config)
 
 
-def loss_fn(model: LMDecoderModel, batch: dict[str, jax.Array],
-            rngs: nnx.Rngs) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Model dropout draws from the model's own streams; `rngs` (the trainer's) drops decoder
-    input tokens (config model.token_dropout)."""
-    units, mask = unit_inputs(batch, model.hp.units)
-    states = model.encode(units, mask, batch["language"])
-    return text_loss(model, states, mask, batch, model.hp, rngs)
+def encode(model: LMDecoderModel, batch: dict[str, jax.Array],
+           settings: TextSettings) -> tuple[jax.Array, jax.Array]:
+    """(states, mask) of the memory encoder over the units the LMDecoder reads
+    (`UnitTargets.lmdecoder_keys`)."""
+    ids, mask = (batch[k] for k in settings.units.lmdecoder_keys)
+    return model.encode(ids, mask, batch["language"]), mask
 
 
-def eval_step(model: LMDecoderModel, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Greedy attention decoding and greedy CTC decoding (model in eval mode)."""
-    units, mask = unit_inputs(batch, model.hp.units)
-    language = batch["language"]
-    states = model.encode(units, mask, language)
-    tokens, lengths = decoding.attention_greedy(model.decode, states, mask, language,
-                                                decode_len(model.hp, units.shape[1]))
-    ctc, ctc_len = decoding.ctc_greedy(model.ctc_logits(states, language), mask)
-    return {"tokens": tokens, "tokens_len": lengths, "ctc_tokens": ctc, "ctc_tokens_len": ctc_len}
+def loss_fn(model: LMDecoderModel, batch: dict[str, jax.Array], rngs: nnx.Rngs | None,
+            settings: TextSettings) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The text loss (`text.text_loss`); `rngs` drops decoder input tokens."""
+    return text.text_loss(model, *encode(model, batch, settings), batch, settings, rngs)
 
 
-def beam_step(model: LMDecoderModel, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Joint CTC/attention beam search (config.model.beam_size, decode_ctc_weight,
-    length_penalty) for final evaluations."""
-    units, mask = unit_inputs(batch, model.hp.units)
-    language = batch["language"]
-    states = model.encode(units, mask, language)
-    hp = model.hp
-    tokens, lengths, _ = decoding.beam_search(
-        model.decode, states, mask, language, model.ctc_logits(states, language),
-        beam=hp.beam_size, ctc_weight=hp.decode_ctc_weight, length_penalty=hp.length_penalty,
-        max_len=decode_len(hp, units.shape[1]))
-    return {"tokens": tokens, "tokens_len": lengths}
+def eval_step(model: LMDecoderModel, batch: dict[str, jax.Array],
+              settings: TextSettings) -> dict[str, jax.Array]:
+    return text.greedy_step(encode, model, batch, settings)
 
 
-def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
-                 config: ml_collections.ConfigDict) -> dict[str, float]:
-    """wer / cer of the attention decoder; ctc_wer of the CTC head (text from the language's
-    SentencePiece model in config.data.data_dir, references from batch["text"])."""
-    refs, hyps = texts(outputs, batches, config)
-    result = {"wer": metrics.wer(refs, hyps), "cer": metrics.cer(refs, hyps)}
-    if all("ctc_tokens" in o for o in outputs):
-        _, ctc_hyps = texts(outputs, batches, config, key="ctc_tokens")
-        result["wer_ctc"] = metrics.wer(refs, ctc_hyps)
-    return result
+def beam_step(model: LMDecoderModel, batch: dict[str, jax.Array],
+              settings: TextSettings) -> dict[str, jax.Array]:
+    return text.beam_step(encode, model, batch, settings)

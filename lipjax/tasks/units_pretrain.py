@@ -1,7 +1,7 @@
 """Stage 1: general speech knowledge from lip videos of the high-resource languages.
 
 frontend + visual encoder + shared-unit head + language-ID head (SBL-style auxiliary loss,
-weight config.model.lid_weight). The unit head learns, by config.model.unit_type /
+weight config.loss.lid_weight). The unit head learns, by config.model.unit_type /
 phoneme_targets:
 - acoustic: frame CE on the 25 Hz k-means `units` of the audio track;
 - phoneme, sequence: CTC on the clip's `phoneme_ids` (needs no alignment; slow to start);
@@ -11,6 +11,8 @@ phoneme_targets:
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -22,25 +24,36 @@ from flax import nnx
 from lipjax import decoding, losses, metrics
 from lipjax.models import factory
 from lipjax.models.lipreader import VisualUnitModel
-from lipjax.tasks.common import hparams, valid_rows
+from lipjax.tasks.common import valid_rows
 from lipjax.units.targets import UnitTargets
 
 
+@dataclasses.dataclass(frozen=True)
+class UnitSettings:
+    """What the stage-1 loss and decoding need: the units and config loss.lid_weight (frozen
+    and hashable: a static argument of the jitted steps)."""
+
+    units: UnitTargets
+    lid_weight: float
+
+
+def settings(config: ml_collections.ConfigDict) -> UnitSettings:
+    return UnitSettings(factory.unit_targets(config), factory.lid_weight(config))
+
+
 def create_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> VisualUnitModel:
-    model = factory.visual_unit_model(config, rngs)
-    model.hp = hparams(config)
-    return model
+    return factory.visual_unit_model(config, rngs)
 
 
-def loss_fn(model: VisualUnitModel, batch: dict[str, jax.Array],
-            rngs: nnx.Rngs) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Dropout draws from the streams the model was built with; `rngs` is unused."""
+def loss_fn(model: VisualUnitModel, batch: dict[str, jax.Array], rngs: nnx.Rngs | None,
+            settings: UnitSettings) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Dropout draws from the streams the model was built with; `rngs` (the trainer's, which
+    the text tasks use for token dropout) is unused here."""
     del rngs
-    hp = model.hp
     mask = batch["video_mask"]
     out = model(batch["video"], mask)
-    if hp.units.frames:
-        targets = batch[frame_targets(hp.units, batch)]
+    if settings.units.frames:
+        targets = batch[frame_targets(settings.units, batch)]
         unit_loss = losses.frame_ce(out["unit_logits"], targets, mask)
         metrics_ = {"unit_accuracy": losses.accuracy(out["unit_logits"], targets, mask)}
     else:
@@ -51,7 +64,7 @@ def loss_fn(model: VisualUnitModel, batch: dict[str, jax.Array],
     if "lid_logits" in out:
         lid = optax.softmax_cross_entropy_with_integer_labels(out["lid_logits"],
                                                               batch["language"]).mean()
-        loss = loss + hp.lid_weight * lid
+        loss = loss + settings.lid_weight * lid
         metrics_["lid_loss"] = lid
         metrics_["lid_accuracy"] = (jnp.argmax(out["lid_logits"], -1)
                                     == batch["language"]).mean()
@@ -65,7 +78,7 @@ def frame_targets(units: UnitTargets, batch: dict) -> str:
                          "(the feature `frame_phonemes`, which synthetic_lips video configs "
                          "have); this corpus has none: use phoneme_targets='sequence' (CTC) or "
                          "unit_type='acoustic'.")
-    return "frame_phonemes"
+    return units.frame_key
 
 
 def collapse_frames(best: jax.Array, mask: jax.Array, *, drop_silence: bool
@@ -79,14 +92,15 @@ def collapse_frames(best: jax.Array, mask: jax.Array, *, drop_silence: bool
     return decoding.compact(best, keep)
 
 
-def eval_step(model: VisualUnitModel, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+def eval_step(model: VisualUnitModel, batch: dict[str, jax.Array],
+              settings: UnitSettings) -> dict[str, jax.Array]:
     """Greedy unit predictions (CTC best path, or per-frame argmax with repeats removed) and
     the LID prediction. Call with the model in eval mode."""
     mask = batch["video_mask"]
     out = model(batch["video"], mask)
-    if model.hp.units.frames:
+    if settings.units.frames:
         units, lengths = collapse_frames(jnp.argmax(out["unit_logits"], -1), mask,
-                                         drop_silence=model.hp.units.drop_silence)
+                                         drop_silence=settings.units.drop_silence)
     else:
         units, lengths = decoding.ctc_greedy(out["unit_logits"], mask, blank_id=0)
     res = {"units": units, "units_len": lengths}

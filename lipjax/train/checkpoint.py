@@ -42,6 +42,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+# Reading a run back (later stages, evaluation) lives with the tasks that load earlier stages;
+# named here too because this module owns the layout.
+from lipjax.tasks.common import resolve_step_dir as resolve_step_dir
+from lipjax.tasks.common import restore_params as restore_params
+from lipjax.tasks.common import restore_state_numpy as restore_state_numpy
+
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
@@ -283,47 +289,3 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
-
-
-# --------------------------------------------------------------------------------------------
-# Reading parameters back (for later stages and evaluation).
-# --------------------------------------------------------------------------------------------
-
-
-def resolve_step_dir(path: str, step: int | None = None) -> epath.Path:
-    """`path` may be a workdir, its `checkpoints/` dir, or one `checkpoints/<step>` dir."""
-    p = epath.Path(os.path.abspath(path))  # Orbax reads only absolute paths
-    if (p / "state").exists():
-        return p
-    if (p / "checkpoints").exists():
-        p = p / "checkpoints"
-    steps = sorted(int(c.name) for c in p.iterdir() if c.name.isdigit()) if p.exists() else []
-    if not steps:
-        raise FileNotFoundError(f"{path}: no checkpoint found (expected "
-                                f"{{workdir}}/checkpoints/<step>/state)")
-    if step is None:
-        step = steps[-1]
-    elif step not in steps:
-        raise FileNotFoundError(f"{path}: no checkpoint for step {step}; found {steps}")
-    return p / str(step)
-
-
-def restore_state_numpy(path: str, step: int | None = None) -> dict:
-    """The whole saved "state" pytree as host numpy arrays (any device count)."""
-    item = resolve_step_dir(path, step) / "state"
-    with ocp.PyTreeCheckpointer() as ckptr:
-        meta = ckptr.metadata(item)
-        tree = getattr(meta, "item_metadata", None) or getattr(meta, "tree", None) or meta
-        tree = getattr(tree, "tree", tree)
-        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-        return ckptr.restore(item, args=ocp.args.PyTreeRestore(restore_args=restore_args))
-
-
-def restore_params(path: str, step: int | None = None) -> dict:
-    """The "model" variables of a checkpoint (latest step by default): a nested dict of numpy
-    arrays with every parameter and BatchNorm statistic, no RNG state.
-
-    Load with `nnx.replace_by_pure_dict(nnx.state(model, nnx.Not(nnx.RngState)), params)` or
-    pick sub-trees, e.g. `restore_params(workdir)["encoder"]`.
-    """
-    return restore_state_numpy(path, step)["model"]

@@ -59,13 +59,6 @@ def checkpoint_tree(model: nnx.Module, optimizer: nnx.Optimizer, rngs: nnx.Rngs,
     }
 
 
-def abstract_tree(tree: dict) -> dict:
-    """Restore target: shapes, dtypes and shardings of `tree` (plain ints stay ints)."""
-    return jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
-        if isinstance(x, jax.Array) else x, tree)
-
-
 def load_checkpoint_tree(model: nnx.Module, optimizer: nnx.Optimizer, rngs: nnx.Rngs,
                          tree: dict) -> int:
     """Writes a restored "state" pytree into the live objects; returns the step."""

@@ -168,8 +168,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         # ------------------------------------------------------------------------------------
         # Loop: step, NaN guard, log, evaluate, checkpoint; SIGTERM saves and exits.
         # ------------------------------------------------------------------------------------
-        train_step = make_train_step(task, schedule)
-        eval_step = make_eval_step(task)
+        settings = task.settings(config)
+        train_step = make_train_step(task, settings, schedule)
+        eval_step = make_eval_step(task, settings)
         writer = MetricWriter(workdir, resume_step=step)
         global_batch = config.data.batch_size
         progress = Progress(step, num_steps, global_batch)

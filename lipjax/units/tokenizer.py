@@ -1,8 +1,8 @@
 """Per-language SentencePiece unigram tokenizers (the LMDecoder's text vocabulary).
 
 The paper trains one unigram model of ~1000 pieces per language; ids are fixed across languages
-(PAD=0, UNK=1, BOS=2, EOS=3) so models and losses can treat padding uniformly. The model file
-lives next to the data it was trained on (`Language.tokenizer_path(data_dir)`).
+(`lipjax.schema`: PAD=0, UNK=1, BOS=2, EOS=3) so models and losses can treat padding uniformly.
+The model file lives next to the data it was trained on (`Language.tokenizer_path(data_dir)`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import sentencepiece as spm
 from etils import epath
 
 from lipjax import languages
+from lipjax.schema import BOS, EOS, PAD, UNK
 
 log = logging.getLogger(__name__)
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
 DEFAULT_VOCAB_SIZE = 1000
 
 _TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")

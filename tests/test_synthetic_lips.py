@@ -121,12 +121,13 @@ def test_config_builds_and_reads_back(config: str, data_dir: pathlib.Path):
         assert 1.0 <= len(ex["audio"]) / 16000 <= 3.0 + 1e-6
         assert ex["units"].shape == (frames,) and ex["units"].max() < sl.UNITS_K
         assert " ".join(inventory.decode(ex["phoneme_ids"])) == ex["phonemes"]
+        # Both modalities know the phone at each frame (the synthesizer's timings).
+        assert ex["frame_phonemes"].shape == (frames,)
+        assert (ex["frame_phonemes"] > 1).mean() > 0.5  # mostly speech, labelled
         if modality == "video":
             assert ex["video"].shape == (frames, ROI_SIZE, ROI_SIZE)
-            assert ex["frame_phonemes"].shape == (frames,)
-            assert (ex["frame_phonemes"] > 1).mean() > 0.5  # mostly speech, labelled
         else:
-            assert "video" not in ex and "frame_phonemes" not in ex
+            assert "video" not in ex
     assert (data_dir / "units" / f"{sl.CODEBOOK_NAME}.npy").exists()
 
 

@@ -65,3 +65,53 @@ def test_tiny_lipreader_memorises_eight_clips(seed):
     """Every seed (data and initialisation): learning that holds only for one seed, or one
     CPU's rounding, is not learning reliably."""
     assert _overfit(clips=8, steps=200, seed=seed) == 0.0
+
+
+def test_tiny_lmdecoder_reads_phonemes_into_words():
+    """Stage 2 can learn at all: a tiny LMDecoder maps the phonemes of a handful of sentences
+    (words of a small lexicon, `|` between words) to their word tokens exactly (WER 0)."""
+    from lipjax.tasks import lmdecoder
+
+    rng = np.random.default_rng(0)
+    lexicon = {w: rng.integers(2, 12, rng.integers(2, 4)) for w in range(4, 12)}
+    sentences = [rng.choice(np.arange(4, 12), rng.integers(2, 4), replace=False)
+                 for _ in range(6)]
+    phones = [np.concatenate([np.append(lexicon[w], 1) for w in s])[:-1] for s in sentences]
+    p_len, t_len = max(map(len, phones)), 3
+    ids, pmask = np.zeros((6, p_len), np.int32), np.zeros((6, p_len), bool)
+    tokens = np.zeros((6, t_len), np.int32)
+    for i, (p, s) in enumerate(zip(phones, sentences, strict=True)):
+        ids[i, :len(p)], pmask[i, :len(p)], tokens[i, :len(s)] = p, True, s
+    batch = {"phoneme_ids": jnp.asarray(ids), "phoneme_mask": jnp.asarray(pmask),
+             "tokens": jnp.asarray(tokens), "token_mask": jnp.asarray(tokens > 0),
+             "language": jnp.full((6,), 1, jnp.int32)}
+    config = ml_collections.ConfigDict({
+        "model": factory.model_config("tiny", unit_vocab=12, text_vocab=16, languages=("es",),
+                                      dropout=0.0),
+        "train": {"dtype": "float32"},
+        "loss": {"ctc_weight": 0.3, "label_smoothing": 0.1, "token_dropout": 0.0},
+        "decoding": {"beam_size": 4, "decode_ctc_weight": 0.3, "length_penalty": 0.0,
+                     "max_decode_len": 6}})
+    settings = lmdecoder.settings(config)
+    model = lmdecoder.create_model(config, nnx.Rngs(0))
+    model.train()
+    steps = 200
+    lr = optax.warmup_cosine_decay_schedule(0.0, 3e-3, steps // 10, steps)
+    opt = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, opt):
+        grad_fn = nnx.value_and_grad(lambda m: lmdecoder.loss_fn(m, batch, None, settings)[0])
+        loss, grads = grad_fn(model)
+        opt.update(model, grads)
+        return loss
+
+    for _ in range(steps):
+        step(model, opt)
+    model.eval()
+    out = nnx.jit(lmdecoder.eval_step, static_argnames="settings")(model, batch,
+                                                                     settings=settings)
+    refs = [" ".join(map(str, s)) for s in sentences]
+    hyps = [" ".join(map(str, np.asarray(out["tokens"])[i, :int(out["tokens_len"][i])]))
+            for i in range(6)]
+    assert metrics.wer(refs, hyps) == 0.0, list(zip(refs, hyps, strict=True))

@@ -16,6 +16,30 @@ from lipjax.models import factory
 from lipjax.tasks import finetune
 
 
+def _fit_and_decode(task, config: ml_collections.ConfigDict, batch: dict, steps: int,
+                    seed: int) -> dict:
+    """Trains `task`'s model on the one `batch` for `steps`, then decodes it greedily."""
+    settings = task.settings(config)
+    model = task.create_model(config, nnx.Rngs(seed))
+    model.train()
+    # Warm-up + cosine as the trainer's schedule: the decay lets the last steps settle exactly
+    # (a constant 3e-3 left 1-3 of ~20 tokens wrong after 200 steps for some seeds).
+    lr = optax.warmup_cosine_decay_schedule(0.0, 3e-3, steps // 10, steps)
+    opt = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, opt):
+        grad_fn = nnx.value_and_grad(lambda m: task.loss_fn(m, batch, None, settings)[0])
+        loss, grads = grad_fn(model)
+        opt.update(model, grads)
+        return loss
+
+    for _ in range(steps):
+        step(model, opt)
+    model.eval()
+    return nnx.jit(task.eval_step, static_argnames="settings")(model, batch, settings=settings)
+
+
 def _overfit(clips: int, steps: int, seed: int, frames: int = 8, hw: int = 24,
              addressing: str = "attention") -> float:
     rng = np.random.default_rng(seed)
@@ -34,26 +58,7 @@ def _overfit(clips: int, steps: int, seed: int, frames: int = 8, hw: int = 24,
         "loss": {"ctc_weight": 0.1, "label_smoothing": 0.1, "token_dropout": 0.0},
         "decoding": {"beam_size": 10, "decode_ctc_weight": 0.3, "length_penalty": 0.0,
                      "max_decode_len": 0}})
-    settings = finetune.settings(config)
-    model = finetune.create_model(config, nnx.Rngs(seed))
-    model.train()
-    # Warm-up + cosine as the trainer's schedule: the decay lets the last steps settle exactly
-    # (a constant 3e-3 left 1-3 of ~20 tokens wrong after 200 steps for some seeds).
-    lr = optax.warmup_cosine_decay_schedule(0.0, 3e-3, steps // 10, steps)
-    opt = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
-
-    @nnx.jit
-    def step(model, opt):
-        grad_fn = nnx.value_and_grad(lambda m: finetune.loss_fn(m, batch, None, settings)[0])
-        loss, grads = grad_fn(model)
-        opt.update(model, grads)
-        return loss
-
-    for _ in range(steps):
-        step(model, opt)
-    model.eval()
-    out = nnx.jit(finetune.eval_step, static_argnames="settings")(model, batch,
-                                                                   settings=settings)
+    out = _fit_and_decode(finetune, config, batch, steps, seed)
     refs = [" ".join(map(str, row[row > 0])) for row in tokens]
     hyps = [" ".join(map(str, np.asarray(out["tokens"])[i, :int(out["tokens_len"][i])]))
             for i in range(clips)]
@@ -92,25 +97,7 @@ def test_tiny_lmdecoder_reads_phonemes_into_words():
         "loss": {"ctc_weight": 0.3, "label_smoothing": 0.1, "token_dropout": 0.0},
         "decoding": {"beam_size": 4, "decode_ctc_weight": 0.3, "length_penalty": 0.0,
                      "max_decode_len": 6}})
-    settings = lmdecoder.settings(config)
-    model = lmdecoder.create_model(config, nnx.Rngs(0))
-    model.train()
-    steps = 200
-    lr = optax.warmup_cosine_decay_schedule(0.0, 3e-3, steps // 10, steps)
-    opt = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
-
-    @nnx.jit
-    def step(model, opt):
-        grad_fn = nnx.value_and_grad(lambda m: lmdecoder.loss_fn(m, batch, None, settings)[0])
-        loss, grads = grad_fn(model)
-        opt.update(model, grads)
-        return loss
-
-    for _ in range(steps):
-        step(model, opt)
-    model.eval()
-    out = nnx.jit(lmdecoder.eval_step, static_argnames="settings")(model, batch,
-                                                                     settings=settings)
+    out = _fit_and_decode(lmdecoder, config, batch, steps=200, seed=0)
     refs = [" ".join(map(str, s)) for s in sentences]
     hyps = [" ".join(map(str, np.asarray(out["tokens"])[i, :int(out["tokens_len"][i])]))
             for i in range(6)]

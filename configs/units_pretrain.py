@@ -30,6 +30,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.tokenize = False  # stage 1 needs no text tokens
     config.model = common.model_config(args, unit_type=args.units, languages=langs,
                                        phoneme_targets=args.phoneme_targets)
+    from lipjax.models import factory
+
+    if factory.unit_targets(config).frames:
+        # Time masking blanks up to 2 x 10 frames of each clip: fine for CTC, which still has the
+        # whole sequence to align, but a frame target on a blank frame is a guess. Measured
+        # (small, five languages, 200 steps): validation VER 68 % with the masks, 44 % without.
+        config.data.time_masks = 0
     config.loss = ml_collections.ConfigDict({  # read by lipjax/tasks/units_pretrain.py
         # LID is learnt from lips alone (one speaker pool for all languages): a weight that
         # lets it move. 0 builds no language-ID head.

@@ -4,6 +4,8 @@ results.md / results.json and the plots."""
 
 import json
 
+import pytest
+
 from experiments import demo
 from experiments.recipe import HIGH_RESOURCE, LOW_RESOURCE, MEMORY_METHODS
 
@@ -12,6 +14,7 @@ from experiments.recipe import HIGH_RESOURCE, LOW_RESOURCE, MEMORY_METHODS
 TESTED = ("memory", "posterior", "noread", "scratch")
 
 
+@pytest.mark.slow  # ~15 min on 2 cores: `make test-slow`, which .ci/run also runs
 def test_tiny_demo_end_to_end(tmp_path):
     workdir = tmp_path / "demo"
     results = demo.main(["--data_dir", str(tmp_path / "data"), "--workdir", str(workdir),

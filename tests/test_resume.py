@@ -33,6 +33,10 @@ OVERRIDES = (("data.frame_buckets", (32,)), ("data.max_frames", 32), ("data.crop
              ("train.checkpoint_every", 2), ("train.keep", 2), ("optim.schedule", "constant"))
 
 
+# Minutes of kills and restarts: `make test-slow`, which .ci/run also runs.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def data_dir():
     return fb.tiny_data_dir()
@@ -94,7 +98,6 @@ def _wait(proc, until, what, log_path, timeout=600):
         time.sleep(0.005)
 
 
-@pytest.mark.slow
 def test_two_sigkills_end_bit_identical(data_dir, tmp_path, cache_dir):
     steps = 8
     straight = tmp_path / "straight"

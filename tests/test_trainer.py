@@ -113,6 +113,7 @@ def test_smoke_two_steps(data_dir, tmp_path):
     assert (tmp_path / "config.json").is_file() and any((tmp_path / "tb").iterdir())
 
 
+@pytest.mark.slow
 def test_resume_is_exact(data_dir, tmp_path):
     """4 steps straight == 2 steps, stop, resume to 4: same per-step losses, same final state.
 
@@ -147,6 +148,7 @@ def test_resume_is_exact(data_dir, tmp_path):
     assert _checkpoint_steps(straight) == _checkpoint_steps(split) == [2, 4]
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_without_saving(data_dir, tmp_path):
     """An absurd learning rate blows the weights up after the first update. Three runs find the
     same bad step through each check: at a log step, before a checkpoint, and one step late
@@ -178,6 +180,7 @@ def test_non_finite_loss_stops_without_saving(data_dir, tmp_path):
     assert len(set(found.values())) == 1 and found[1, 1] >= 2, found
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly(data_dir, tmp_path, cache_dir):
     workdir = tmp_path / "run"
     overrides = [f"--config.{path}={value}" for path, value in FAST]

@@ -41,14 +41,11 @@ def _set_mode(model: nnx.Module, train: bool) -> None:
     model.train() if train else model.eval()
 
 
-def evaluate(task: Any, model: nnx.Module, eval_step, config: ml_collections.ConfigDict,
-             mesh: jax.sharding.Mesh, loader: Any) -> dict[str, float]:
-    """One pass of the eval `loader`: task.eval_step on device, task.eval_metrics on each host.
-
-    With several processes each host scores its own shard; the metrics are averaged
-    (weighted by the number of clips per host). The host batch is padded to the shapes agreed
-    across processes first, so it lines up with the outputs.
-    """
+def eval_outputs(model: nnx.Module, eval_step, config: ml_collections.ConfigDict,
+                 mesh: jax.sharding.Mesh, loader: Any) -> tuple[list[dict], list[dict]]:
+    """One pass of the eval `loader` through `eval_step` on device: this host's outputs and
+    batches, each host batch padded to the shapes agreed across processes so that it lines up
+    with its outputs."""
     max_batches = config.train.get("eval_batches", 0) or math.inf
     outputs, batches = [], []
     _set_mode(model, train=False)
@@ -60,6 +57,15 @@ def evaluate(task: Any, model: nnx.Module, eval_step, config: ml_collections.Con
         outputs.append(mesh_lib.to_host_local(out, mesh))
         batches.append(batch)
     _set_mode(model, train=True)
+    return outputs, batches
+
+
+def evaluate(task: Any, model: nnx.Module, eval_step, config: ml_collections.ConfigDict,
+             mesh: jax.sharding.Mesh, loader: Any) -> dict[str, float]:
+    """`eval_outputs`, then task.eval_metrics on each host. With several processes each host
+    scores its own shard; the metrics are averaged (weighted by the number of clips per host).
+    """
+    outputs, batches = eval_outputs(model, eval_step, config, mesh, loader)
     metrics = dict(task.eval_metrics(outputs, batches, config)) if batches else {}
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils

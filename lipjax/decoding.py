@@ -5,7 +5,7 @@ the whole (fixed-size) prefix buffer at every step: a causal decoder gives the s
 step i as an incremental one, and no cache plumbing is needed.
 
 `decode_fn(tokens (N, L), states (N, T, D), mask (N, T), language (N,) | None) -> logits
-(N, L, V)` is the model's decoder, e.g. `LipReader.decode`.
+(N, L, V)` is the model's decoder, e.g. `LanguageDecoders.decode`.
 
 Beam search follows ESPnet's joint decoding (Watanabe et al. 2017): a hypothesis h scores
 (1 - λ) log p_att(h) + λ log p_ctc-prefix(h) + length_penalty · |h|; candidates are the

@@ -38,9 +38,10 @@ def test_beam_one_equals_greedy_attention():
     @nnx.jit
     def run(m):
         states = m.encode(units, mask, lang)
-        greedy = decoding.attention_greedy(m.decode, states, mask, lang, max_len=6)
-        beam = decoding.beam_search(m.decode, states, mask, lang, m.ctc_logits(states, lang),
-                                    beam=1, ctc_weight=0.0, length_penalty=0.0, max_len=6)
+        greedy = decoding.attention_greedy(m.decoders.decode, states, mask, lang, max_len=6)
+        beam = decoding.beam_search(m.decoders.decode, states, mask, lang,
+                                    m.decoders.ctc_logits(states, lang), beam=1, ctc_weight=0.0,
+                                    length_penalty=0.0, max_len=6)
         return greedy, beam
 
     (g_tok, g_len), (b_tok, b_len, _) = run(model)

@@ -92,7 +92,8 @@ def test_padding_never_changes_lipreader_text_outputs():
     @nnx.jit
     def run(mdl, x, k, toks):
         states = mdl.encode(x, k, lang)
-        return states, mdl.ctc_logits(states, lang), mdl.decode(toks, states, k, lang)
+        dec = mdl.decoders
+        return states, dec.ctc_logits(states, lang), dec.decode(toks, states, k, lang)
 
     sa, ca, da = run(model, v, m, inputs[:, :4])
     sb, cb, db = run(model, vp, mp, inputs.at[:, 4:].set(9))

@@ -7,9 +7,7 @@
 #
 # Every argument goes to `python -m lipjax.train`. Environment: NPROC (2), DEVICES (2 per
 # process), PORT (a free one), PYTHON (.venv/bin/python if present), TRAIN_MODULE
-# (lipjax.train), LOG_DIR (where process_<i>.log go; default: a temporary directory),
-# COLLECTIVE_TIMEOUT_S (300: how long a CPU collective waits for its peer; XLA's default of 30 s
-# is shorter than the gap between two processes' compiles on a busy machine).
+# (lipjax.train), LOG_DIR (where process_<i>.log go; default: a temporary directory).
 # Exits with the first non-zero status among the processes (0 if all succeeded).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,8 +21,6 @@ TRAIN_MODULE=${TRAIN_MODULE:-lipjax.train}
 LOG_DIR=${LOG_DIR:-$(mktemp -d -t lipjax_cpu_2proc.XXXXXX)}
 mkdir -p "$LOG_DIR"
 echo "coordinator 127.0.0.1:$PORT, $NPROC processes x $DEVICES CPU devices, logs in $LOG_DIR"
-
-export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_collective_timeout_seconds=${COLLECTIVE_TIMEOUT_S:-300}"
 
 pids=()
 for ((i = 0; i < NPROC; i++)); do

@@ -145,10 +145,3 @@ class LipReader(nnx.Module):
         states = self.visual(video, mask)
         logits = self.unit_head(states) if self.unit_head is not None else None
         return self.memory_read.weights(states, self.decoders.lmdecoders[code].memory(), logits)
-
-    def ctc_logits(self, states: jax.Array, language: jax.Array) -> jax.Array:
-        return self.decoders.ctc_logits(states, language)
-
-    def decode(self, tokens: jax.Array, states: jax.Array, mask: jax.Array,
-               language: jax.Array) -> jax.Array:
-        return self.decoders.decode(tokens, states, mask, language)

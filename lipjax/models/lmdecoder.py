@@ -116,10 +116,3 @@ class LMDecoderModel(nnx.Module):
 
     def encode(self, units: jax.Array, mask: jax.Array, language: jax.Array) -> jax.Array:
         return self.decoders.encode(self.decoders.embed_units(units, language), mask, language)
-
-    def ctc_logits(self, states: jax.Array, language: jax.Array) -> jax.Array:
-        return self.decoders.ctc_logits(states, language)
-
-    def decode(self, tokens: jax.Array, states: jax.Array, mask: jax.Array,
-               language: jax.Array) -> jax.Array:
-        return self.decoders.decode(tokens, states, mask, language)

@@ -86,12 +86,12 @@ def text_loss(model: Any, states: jax.Array, mask: jax.Array, batch: dict[str, j
     inputs, targets, tmask = shift_targets(batch["tokens"], batch["token_mask"])
     if rngs is not None and settings.token_dropout > 0:
         inputs = drop_tokens(inputs, settings.token_dropout, rngs())
-    logits = model.decode(inputs, states, mask, language)
+    logits = model.decoders.decode(inputs, states, mask, language)
     ce = losses.label_smoothed_ce(logits, targets, tmask, settings.label_smoothing)
     out = {"ce": ce, "token_accuracy": losses.accuracy(logits, targets, tmask)}
     loss = ce
     if settings.ctc_weight > 0:
-        ctc = losses.ctc(model.ctc_logits(states, language), mask, batch["tokens"],
+        ctc = losses.ctc(model.decoders.ctc_logits(states, language), mask, batch["tokens"],
                          batch["token_mask"], blank_id=PAD)
         loss = (1 - settings.ctc_weight) * ce + settings.ctc_weight * ctc
         out["ctc"] = ctc
@@ -103,9 +103,9 @@ def greedy_step(encode: Encode, model: Any, batch: dict[str, jax.Array],
     """Greedy attention decoding and greedy CTC decoding (model in eval mode)."""
     states, mask = encode(model, batch, settings)
     language = batch["language"]
-    tokens, lengths = decoding.attention_greedy(model.decode, states, mask, language,
+    tokens, lengths = decoding.attention_greedy(model.decoders.decode, states, mask, language,
                                                 settings.decode_len(mask.shape[1]))
-    ctc, ctc_len = decoding.ctc_greedy(model.ctc_logits(states, language), mask)
+    ctc, ctc_len = decoding.ctc_greedy(model.decoders.ctc_logits(states, language), mask)
     return {"tokens": tokens, "tokens_len": lengths, "ctc_tokens": ctc, "ctc_tokens_len": ctc_len}
 
 
@@ -115,8 +115,9 @@ def beam_step(encode: Encode, model: Any, batch: dict[str, jax.Array],
     length_penalty) for final evaluations."""
     states, mask = encode(model, batch, settings)
     language = batch["language"]
+    decoders = model.decoders
     tokens, lengths, _ = decoding.beam_search(
-        model.decode, states, mask, language, model.ctc_logits(states, language),
+        decoders.decode, states, mask, language, decoders.ctc_logits(states, language),
         beam=settings.beam_size, ctc_weight=settings.decode_ctc_weight,
         length_penalty=settings.length_penalty, max_len=settings.decode_len(mask.shape[1]))
     return {"tokens": tokens, "tokens_len": lengths}

@@ -20,6 +20,9 @@ from lipjax.data import sharding as sharding_lib
 
 _DIST_ENV = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
 FSDP_MIN_SIZE = 2**14  # arrays smaller than this many elements are replicated
+# How long a CPU collective waits for its peers (XLA's default, 30 s, is shorter than the gap
+# between two processes' compiles of one step on a busy machine).
+CPU_COLLECTIVE_TIMEOUT_S = 300
 
 
 def maybe_initialize_distributed(coordinator_address: str | None = None,
@@ -45,6 +48,7 @@ def maybe_initialize_distributed(coordinator_address: str | None = None,
                                             "MEGASCALE_COORDINATOR_ADDRESS"))
     if addr is None and not cluster and not force:
         return
+    _set_cpu_collective_timeout()
     extra = {}
     if heartbeat_timeout_s:
         extra["heartbeat_timeout_seconds"] = int(heartbeat_timeout_s)
@@ -53,6 +57,31 @@ def maybe_initialize_distributed(coordinator_address: str | None = None,
                                    process_id=process_id, **extra)
     else:
         jax.distributed.initialize(**extra)
+
+
+def _set_cpu_collective_timeout() -> None:
+    """CPU runs (JAX_PLATFORMS=cpu): `CPU_COLLECTIVE_TIMEOUT_S` for XLA's CPU collectives unless
+    XLA_FLAGS already sets one; read when the backend starts, so call before any computation."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if os.environ.get("JAX_PLATFORMS") == "cpu" and "collective_timeout_seconds" not in flags:
+        os.environ["XLA_FLAGS"] = (f"{flags} --xla_cpu_collective_timeout_seconds="
+                                   f"{CPU_COLLECTIVE_TIMEOUT_S}").strip()
+
+
+def connect_collectives(mesh: Mesh) -> None:
+    """Several CPU processes: one small all-reduce over every device of `mesh`, now, while the
+    processes are in step. XLA:CPU connects a device set's gloo context on its first collective
+    and waits a fixed 30 s for the peers to join; left to the first train step, the connection
+    would wait on compiles that can end minutes apart on a busy machine (later collectives wait
+    `CPU_COLLECTIVE_TIMEOUT_S`)."""
+    if jax.process_count() == 1 or mesh.devices.flat[0].platform != "cpu":
+        return
+    spec = NamedSharding(mesh, P(tuple(mesh.axis_names)))
+    ones = jax.make_array_from_callback((mesh.size,), spec,
+                                        lambda index: np.ones((1,), np.float32))
+    total = jax.jit(jax.numpy.sum, out_shardings=NamedSharding(mesh, P()))(ones)
+    if int(total) != mesh.size:
+        raise RuntimeError(f"collective check over {mesh.size} devices returned {total}")
 
 
 def make_mesh(mesh_cfg: dict | None) -> Mesh:

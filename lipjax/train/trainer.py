@@ -123,6 +123,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     num_steps = int(tcfg.num_steps)
     task = get_task(config.task)
     mesh = mesh_lib.make_mesh(tcfg.get("mesh", None))
+    mesh_lib.connect_collectives(mesh)
     os.makedirs(workdir, exist_ok=True)
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "config.json"), "w") as f:

@@ -236,11 +236,12 @@ def stage1_scores(recipe: Recipe) -> dict[str, dict[str, float]]:
     with jax.set_mesh(mesh):
         outputs, batches = eval_outputs(model, make_eval_step(task, task.settings(config)),
                                         config, mesh, loader)
-    out = {"all": {**task.eval_metrics(outputs, batches, config), "step": step}}
+    out = {}
     for code in HIGH_RESOURCE + LOW_RESOURCE:
         only = [{**b, "valid": valid_rows(b) & (np.asarray(b["language"])
                                                 == languages.index(code))} for b in batches]
         out[code] = {**task.eval_metrics(outputs, only, config), "step": step}
+    out["all"] = {**task.eval_metrics(outputs, batches, config), "step": step}
     return out
 
 

@@ -51,7 +51,9 @@ def markdown(results: dict[str, Any]) -> str:
               "(what lips can show).", "",
               "| language | phone error rate (PER) | viseme error rate (VER) | LID accuracy |",
               "|---|---|---|---|"]
-    for code, r in results["units_pretrain"].items():
+    stage1 = results["units_pretrain"]
+    for code in sorted(stage1, key=lambda c: c == "all"):  # each language, then all five
+        r = stage1[code]
         label = "all five" if code == "all" else code
         lines.append(f"| {label} | {_pct(r.get('per'))} | {_pct(r.get('ver'))} | "
                      f"{_pct(r.get('lid_accuracy'))} |")

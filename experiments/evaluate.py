@@ -22,18 +22,14 @@ import sys
 
 import ml_collections
 from absl import app, flags
-from ml_collections import config_flags
 
-from experiments.saved_run import quiet_logs, run_config
+from experiments.saved_run import define_run_flags, quiet_logs, run_config
 
 
 def define_flags() -> None:
     """The command's flags, defined only when the module runs as the command (so that its
     functions can be imported next to another command's)."""
-    config_flags.DEFINE_config_file(
-            "config", None, "configs/FILE.py:ARGS (default: the run's saved config.json)",
-            lock_config=False)
-    flags.DEFINE_string("workdir", None, "The run's directory (checkpoints, metrics).")
+    define_run_flags("configs/FILE.py:ARGS", "The run's directory (checkpoints, metrics).")
     flags.DEFINE_string("split", "test", "Split to score.")
     flags.DEFINE_bool("greedy", False, "Greedy decoding only (no beam search).")
 

@@ -11,6 +11,18 @@ import ml_collections
 from absl import logging as absl_logging
 
 
+def define_run_flags(config_help: str, workdir_help: str) -> None:
+    """`--config` (default: the run's saved config.json, see `run_config`) and `--workdir`,
+    the flags every command on a finished run takes."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    config_flags.DEFINE_config_file(
+            "config", None, f"{config_help} (default: the run's saved config.json)",
+            lock_config=False)
+    flags.DEFINE_string("workdir", None, workdir_help)
+
+
 def quiet_logs() -> None:
     """Library INFO chatter (Orbax restores, absl) off: the scores are what the user reads."""
     absl_logging.set_verbosity(absl_logging.WARNING)

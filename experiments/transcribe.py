@@ -26,18 +26,14 @@ import sys
 import ml_collections
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 
-from experiments.saved_run import quiet_logs, run_config
+from experiments.saved_run import define_run_flags, quiet_logs, run_config
 
 
 def define_flags() -> None:
     """The command's flags, defined only when the module runs as the command (so that its
     functions can be imported next to another command's)."""
-    config_flags.DEFINE_config_file(
-            "config", None, "configs/finetune.py:ARGS (default: the run's saved config.json)",
-            lock_config=False)
-    flags.DEFINE_string("workdir", None, "The stage-3 run's folder.")
+    define_run_flags("configs/finetune.py:ARGS", "The stage-3 run's folder.")
     flags.DEFINE_string("video", None, "The video file to read.")
     flags.DEFINE_bool("roi", False, "The video is a 96x96 mouth crop already (no face search).")
     flags.DEFINE_string("landmarker", "dlib68", "Registered landmarker name.")

@@ -46,6 +46,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # training sentences (small, it, 1,000 sentences, 750 steps: validation WER 55 % -> 33 %
         # with 0.4).
         "token_dropout": 0.3,
+        # Share of training examples given as frame-rate phones (tasks/lmdecoder.unit_input).
+        "frame_mix": 0.0,
     })
     config.decoding = ml_collections.ConfigDict({  # joint CTC/attention beam search
         "beam_size": 10,

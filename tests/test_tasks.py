@@ -216,3 +216,34 @@ def test_units_pretrain_on_frame_phonemes(tmp_path):
     del host["frame_phonemes"]
     with pytest.raises(ValueError, match="frame_phonemes"):
         task.loss_fn(model, _device(host), nnx.Rngs(1), settings)
+
+
+def test_lmdecoder_frame_mix_gives_frame_phones():
+    """loss.frame_mix: in training, a share p of examples reads frame-rate phones."""
+    import dataclasses
+
+    from lipjax.tasks.lmdecoder import unit_input
+    from lipjax.tasks.text import TextSettings
+    from lipjax.units.targets import UnitTargets
+
+    b = 400
+    batch = {"phoneme_ids": np.tile([[5, 6, 7, 0]], (b, 1)),
+             "phoneme_mask": np.tile([[True, True, True, False]], (b, 1)),
+             "frame_phonemes": np.tile([[0, 5, 5, 6, 7, 7, 0]], (b, 1)),
+             "frame_mask": np.ones((b, 7), bool)}
+    settings = TextSettings(units=UnitTargets("phoneme", False), ctc_weight=0.3,
+                            label_smoothing=0.1, token_dropout=0.0, beam_size=1,
+                            decode_ctc_weight=0.3, length_penalty=0.0, max_decode_len=0)
+    ids, mask = unit_input(batch, settings, jax.random.key(0))  # frame_mix 0: sequences
+    assert ids is batch["phoneme_ids"]
+    mixed = dataclasses.replace(settings, frame_mix=0.5)
+    ids, mask = unit_input(batch, mixed)  # no key (evaluation): sequences
+    assert ids is batch["phoneme_ids"]
+    ids, mask = map(np.asarray, unit_input(batch, mixed, jax.random.key(0)))
+    assert ids.shape == mask.shape == (b, 7)
+    frames = (ids == batch["frame_phonemes"]).all(1) & mask.all(1)
+    sequences = (ids[:, :4] == batch["phoneme_ids"]).all(1) & (mask[:, :4] == batch[
+        "phoneme_mask"]).all(1) & ~mask[:, 4:].any(1)
+    assert (frames ^ sequences).all()  # each example is exactly one of the two
+    # Binomial(400, 0.5): standard deviation 10 examples; ±50 is five of them.
+    assert abs(frames.sum() - b / 2) < 50

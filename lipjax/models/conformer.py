@@ -19,6 +19,7 @@ from flax import nnx
 
 from lipjax.models.attention import MultiHeadAttention
 from lipjax.models.layers import Dtype, MaskedNorm, masked_fill_zero, sinusoid
+from lipjax.models.stack import LayerStack
 
 
 class FeedForward(nnx.Module):
@@ -101,16 +102,16 @@ class Encoder(nnx.Module):
         if kind not in ("conformer", "transformer"):
             raise ValueError(f"config model.encoder: expected 'conformer' or 'transformer', "
                              f"found {kind!r}")
-        self.kind, self.dim, self.remat = kind, dim, remat
+        self.kind, self.dim = kind, dim
         self.embed = nnx.data(None if in_dim == dim
                               else nnx.Linear(in_dim, dim, dtype=dtype, rngs=rngs))
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         if kind == "conformer":
-            make = lambda: ConformerBlock(dim, heads, ffn, kernel, dropout, norm, dtype=dtype,
-                                          rngs=rngs)
+            make = lambda r: ConformerBlock(dim, heads, ffn, kernel, dropout, norm, dtype=dtype,
+                                            rngs=r)
         else:
-            make = lambda: TransformerBlock(dim, heads, ffn, dropout, dtype=dtype, rngs=rngs)
-        self.layers = nnx.List([make() for _ in range(layers)])
+            make = lambda r: TransformerBlock(dim, heads, ffn, dropout, dtype=dtype, rngs=r)
+        self.layers = LayerStack(make, layers, remat=remat, rngs=rngs)
         self.final_norm = nnx.data(nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
                                    if kind == "transformer" else None)
 
@@ -122,11 +123,7 @@ class Encoder(nnx.Module):
         if self.kind == "transformer":
             x = x + sinusoid(jnp.arange(x.shape[1]), self.dim).astype(x.dtype)
         x = self.dropout(x)
-        for layer in self.layers:
-            if self.remat:
-                x = nnx.remat(lambda blk, h, m: blk(h, m))(layer, x, mask)
-            else:
-                x = layer(x, mask)
+        x = self.layers(x, mask)
         if self.final_norm is not None:
             x = self.final_norm(x)
         return masked_fill_zero(x, mask)

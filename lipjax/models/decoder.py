@@ -16,6 +16,7 @@ from flax import nnx
 from lipjax.models.attention import MultiHeadAttention
 from lipjax.models.conformer import FeedForward
 from lipjax.models.layers import Dtype, causal_mask, sinusoid
+from lipjax.models.stack import LayerStack
 from lipjax.schema import BOS, EOS, PAD
 
 
@@ -41,11 +42,12 @@ class TransformerDecoder(nnx.Module):
     def __init__(self, vocab: int, dim: int, layers: int, heads: int, ffn: int, *,
                  dropout: float = 0.1, dtype: Dtype = jnp.float32, remat: bool = False,
                  rngs: nnx.Rngs) -> None:
-        self.dim, self.remat = dim, remat
+        self.dim = dim
         self.embed = nnx.Embed(vocab, dim, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.layers = nnx.List([DecoderBlock(dim, heads, ffn, dropout, dtype=dtype, rngs=rngs)
-                                for _ in range(layers)])
+        self.layers = LayerStack(
+            lambda r: DecoderBlock(dim, heads, ffn, dropout, dtype=dtype, rngs=r), layers,
+            remat=remat, rngs=rngs)
         self.final_norm = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
         self.logits = nnx.Linear(dim, vocab, dtype=dtype, rngs=rngs)
 
@@ -57,12 +59,7 @@ class TransformerDecoder(nnx.Module):
         x = self.dropout(x + sinusoid(jnp.arange(tokens.shape[1]), self.dim).astype(x.dtype))
         self_mask = causal_mask(tokens.shape[1])[None, None]
         mem_mask = None if memory_mask is None else memory_mask[:, None, None, :]
-        for layer in self.layers:
-            if self.remat:
-                x = nnx.remat(lambda blk, h, m, a, b: blk(h, m, a, b))(layer, x, memory,
-                                                                        self_mask, mem_mask)
-            else:
-                x = layer(x, memory, self_mask, mem_mask)
+        x = self.layers(x, memory, self_mask, mem_mask)
         return self.logits(self.final_norm(x)).astype(jnp.float32)
 
 

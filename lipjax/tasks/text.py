@@ -40,6 +40,7 @@ class TextSettings:
     decode_ctc_weight: float
     length_penalty: float
     max_decode_len: int
+    frame_mix: float = 0.0
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> TextSettings:
@@ -51,7 +52,8 @@ class TextSettings:
                    beam_size=int(dec.beam_size),
                    decode_ctc_weight=float(dec.decode_ctc_weight),
                    length_penalty=float(dec.length_penalty),
-                   max_decode_len=int(dec.max_decode_len))
+                   max_decode_len=int(dec.max_decode_len),
+                   frame_mix=float(loss.get("frame_mix", 0.0)))
 
     def decode_len(self, frames: int) -> int:
         """Longest hypothesis: config decoding.max_decode_len, 0 = as many as input frames."""

@@ -17,7 +17,8 @@ Layout (Orbax CheckpointManager, one directory per saved step)::
         _CHECKPOINT_METADATA, metrics in the manager's metadata when an evaluation ran.
 
 Variables sit in "model" at the module's attribute path (list indices as ints), e.g.
-`state["model"]["encoder"]["layers"][0]["ffn1"]["up"]["kernel"]`. Later stages read them with
+`state["model"]["visual"]["encoder"]["layers"]["blocks"]["ff1"]["up"]["kernel"]`, whose leading
+axis is the layer (models/stack.py). Later stages read them with
 `restore_params(path)` (host numpy, no optimizer, works for any device count) and load them with
 `nnx.replace_by_pure_dict(nnx.state(model, nnx.Not(nnx.RngState)), params)` or by sub-tree.
 

@@ -37,8 +37,12 @@ def create_train_state(task: Any, config: ml_collections.ConfigDict, mesh: Mesh,
 
 
 def reshard(model: nnx.Module, mesh: Mesh) -> None:
-    """Puts the model's arrays back on the mesh rules (after host-side edits such as loading)."""
-    state = nnx.state(model)
+    """Puts the model's arrays back on the mesh rules (after host-side edits such as loading).
+
+    Random keys are left where the sharded init put them: nothing on the host edits them, and
+    `jax.device_put` refuses a key array of rank ≥ 1 (a scanned stack's per-layer keys) onto
+    devices of several processes."""
+    state = nnx.state(model, nnx.Not(nnx.RngKey))
     nnx.update(model, jax.device_put(state, mesh_lib.state_shardings(state, mesh)))
 
 

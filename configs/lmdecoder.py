@@ -46,8 +46,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # training sentences (small, it, 1,000 sentences, 750 steps: validation WER 55 % -> 33 %
         # with 0.4).
         "token_dropout": 0.3,
-        # Share of training examples given as frame-rate phones (tasks/lmdecoder.unit_input).
+        # Shares of training examples given as frame-rate phones and as viseme sequences
+        # (tasks/lmdecoder.unit_input; lipjax/units/visemes.py: what lips can show, the input
+        # of stage 3's model.memory_units="visemes").
         "frame_mix": 0.0,
+        "viseme_mix": 0.0,
     })
     config.decoding = ml_collections.ConfigDict({  # joint CTC/attention beam search
         "beam_size": 10,

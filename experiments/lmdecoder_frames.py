@@ -1,11 +1,12 @@
 """Does a stage-2 LMDecoder read frame-rate phones? Scores a trained LMDecoder run on a video
-split's exact phones, given once as the phone sequence and once as the phone of each frame (the
-form in which stage 3's visual frames reach it).
+split's exact phones, given as the phone sequence, as the phone of each frame (the form in which
+stage 3's visual frames reach it) and as the viseme sequence (what a perfect visual model can
+tell, the input of stage 3's model.memory_units="visemes").
 
     python -m experiments.lmdecoder_frames --run out/demo/runs/lmdecoder_it --lang it \
         --data_dir out/data [--variant small] [--split test]
 
-Prints greedy WER / CER and the CTC head's WER for both forms (results/README.md has a table).
+Prints greedy WER / CER and the CTC head's WER for the three forms (results/README.md has a table).
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     base = task.settings(config)
     mesh = mesh_lib.make_mesh(None)
     out = {}
-    for form, units in (("sequence", UnitTargets("phoneme", False)),
-                        ("frames", UnitTargets("phoneme", True))):
-        settings = dataclasses.replace(base, units=units)
+    sequence, frames = UnitTargets("phoneme", False), UnitTargets("phoneme", True)
+    for form, units, visemes in (("sequence", sequence, 0.0), ("frames", frames, 0.0),
+                                 ("visemes", sequence, 1.0)):
+        settings = dataclasses.replace(base, units=units, frame_mix=0.0, viseme_mix=visemes)
         loader = make_loader(video.data, args.split, train=False, seed=0, mesh=mesh)
         with jax.set_mesh(mesh):
             out[form] = evaluate(task, model, make_eval_step(task, settings), video, mesh, loader)
-        print(f"{form:9s} (reads {units.lmdecoder_keys[0]}), step {step}: " + ", ".join(
+        print(f"{form:9s} (reads {units.lmdecoder_keys[0]}{' as visemes' * bool(visemes)}), "
+              f"step {step}: " + ", ".join(
             f"{k} {100 * v:.1f} %" for k, v in sorted(out[form].items())), flush=True)
     return out
 

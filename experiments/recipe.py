@@ -98,8 +98,12 @@ class Recipe:
         # The LMDecoder reads the phone sequence, as the paper's reads repeats-removed units:
         # fed the frame-rate phones instead (what stage 3's frames give), it learnt far slower
         # (small, it, 600 steps: validation CTC WER 47 % against 14 %).
-        return lmdecoder_cfg.get_config(self.arg(lang=lang, units=self.units,
-                                                 steps=self.steps.get("lmdecoder", 0)))
+        config = lmdecoder_cfg.get_config(self.arg(lang=lang, units=self.units,
+                                                   steps=self.steps.get("lmdecoder", 0)))
+        if self.units == "phoneme":
+            # Half the sentences as lips show them (viseme sequences): stage 3 reads visemes.
+            config.loss.viseme_mix = 0.5
+        return config
 
     def stage3_config(self, lang: str, method: str) -> ml_collections.ConfigDict:
         config = finetune_cfg.get_config(self.arg(lang=lang, init=method, units=self.units,
@@ -107,6 +111,12 @@ class Recipe:
                                                   runs_dir=self.runs_dir,
                                                   steps=self.steps.get("finetune", 0)))
         config.decoding.beam_size = self.beam_size
+        if method in MEMORY_METHODS and self.units == "phoneme":
+            # Read the memory at the resolution of lips, as stage 2 was taught to
+            # (lipreader.LipReader, memory_units); posteriors read it unmixed with the visual
+            # states (their residual made stage 1 + stage 2 read worse before fine-tuning).
+            config.model.memory_units = "visemes"
+            config.model.memory_residual = method != "posterior"
         return config
 
     def config(self, stage: str, lang: str | None = None,

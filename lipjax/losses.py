@@ -41,11 +41,14 @@ def ctc_per_sequence(logits: jax.Array, logit_mask: jax.Array, labels: jax.Array
 
 def ctc(logits: jax.Array, logit_mask: jax.Array, labels: jax.Array, label_mask: jax.Array,
         blank_id: int = 0, example_mask: jax.Array | None = None) -> jax.Array:
-    """CTC loss averaged over sequences (optionally only over `example_mask` examples)."""
+    """CTC loss averaged over sequences (optionally only over `example_mask` examples).
+    A sequence with fewer inputs than labels has no alignment (optax scores it near 1e5, which
+    would swamp the batch): it is left out."""
     per_seq = ctc_per_sequence(logits, logit_mask, labels, label_mask, blank_id)
     if example_mask is None:
         example_mask = logit_mask.any(axis=-1)
-    return _mean(per_seq, example_mask)
+    feasible = logit_mask.sum(axis=-1) >= label_mask.sum(axis=-1)
+    return _mean(per_seq, example_mask & feasible)
 
 
 def accuracy(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:

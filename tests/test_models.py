@@ -91,7 +91,7 @@ def test_padding_never_changes_lipreader_text_outputs():
 
     @nnx.jit
     def run(mdl, x, k, toks):
-        states = mdl.encode(x, k, lang)
+        states, k = mdl.encode(x, k, lang)
         dec = mdl.decoders
         return states, dec.ctc_logits(states, lang), dec.decode(toks, states, k, lang)
 

@@ -224,6 +224,7 @@ def test_lmdecoder_frame_mix_gives_frame_phones():
 
     from lipjax.tasks.lmdecoder import unit_input
     from lipjax.tasks.text import TextSettings
+    from lipjax.units import visemes as viseme_groups
     from lipjax.units.targets import UnitTargets
 
     b = 400
@@ -234,12 +235,14 @@ def test_lmdecoder_frame_mix_gives_frame_phones():
     settings = TextSettings(units=UnitTargets("phoneme", False), ctc_weight=0.3,
                             label_smoothing=0.1, token_dropout=0.0, beam_size=1,
                             decode_ctc_weight=0.3, length_penalty=0.0, max_decode_len=0)
-    ids, mask = unit_input(batch, settings, jax.random.key(0))  # frame_mix 0: sequences
-    assert ids is batch["phoneme_ids"]
+    ids, mask, visemes = unit_input(batch, settings, jax.random.key(0))  # frame_mix 0
+    assert ids is batch["phoneme_ids"] and visemes is None
     mixed = dataclasses.replace(settings, frame_mix=0.5)
-    ids, mask = unit_input(batch, mixed)  # no key (evaluation): sequences
-    assert ids is batch["phoneme_ids"]
-    ids, mask = map(np.asarray, unit_input(batch, mixed, jax.random.key(0)))
+    ids, mask, visemes = unit_input(batch, mixed)  # no key (evaluation): sequences
+    assert ids is batch["phoneme_ids"] and visemes is None
+    ids, mask, visemes = unit_input(batch, mixed, jax.random.key(0))
+    assert visemes is None  # viseme_mix 0
+    ids, mask = np.asarray(ids), np.asarray(mask)
     assert ids.shape == mask.shape == (b, 7)
     frames = (ids == batch["frame_phonemes"]).all(1) & mask.all(1)
     sequences = (ids[:, :4] == batch["phoneme_ids"]).all(1) & (mask[:, :4] == batch[
@@ -247,3 +250,11 @@ def test_lmdecoder_frame_mix_gives_frame_phones():
     assert (frames ^ sequences).all()  # each example is exactly one of the two
     # Binomial(400, 0.5): standard deviation 10 examples; ±50 is five of them.
     assert abs(frames.sum() - b / 2) < 50
+    # viseme_mix: the rest of the examples, marked, read as viseme sequences.
+    both = dataclasses.replace(mixed, viseme_mix=0.5)
+    ids2, mask2, visemes = unit_input(batch, both, jax.random.key(0))
+    ids2, mask2, visemes = np.asarray(ids2), np.asarray(mask2), np.asarray(visemes)[:, 0]
+    assert (visemes == ~frames).all()  # same draw: frames first, then visemes
+    groups, group_mask = (np.asarray(a) for a in viseme_groups.viseme_sequence(
+        batch["phoneme_ids"], batch["phoneme_mask"]))
+    assert (ids2[visemes, :4] == groups[0]).all() and (mask2[visemes, :4] == group_mask[0]).all()

@@ -11,7 +11,9 @@ frame CE on the phone sounding at each frame, where the corpus has it), unit_voc
 inventory size for phonemes, 100 for acoustic units), num_languages (0 = all registered),
 languages (LMDecoder languages), text_vocab, memory_layers, decoder_layers,
 memory_addressing ("attention" | "posterior" | "none": how stage-3 visual states read the
-LMDecoder memory, see lipreader.MemoryRead), memory_heads (0 = heads), memory_residual;
+LMDecoder memory, see lipreader.MemoryRead), memory_heads (0 = heads), memory_residual,
+memory_units ("units" | "visemes": the memory's unit slots or their viseme groups, see
+lipreader.LipReader);
 train.dtype ("float32" | "bfloat16"), train.remat; and loss.lid_weight (stage 1 has a
 language-ID head when it is > 0). Loss and decoding settings live in config.loss and
 config.decoding, read by the tasks.
@@ -46,7 +48,7 @@ DEFAULTS: dict[str, Any] = dict(
     norm="batch", encoder="conformer", dropout=0.1, unit_type="phoneme", unit_vocab=0,
     phoneme_targets="sequence",
     num_languages=0, languages=("en",), text_vocab=1000,
-    memory_addressing="attention", memory_heads=0, memory_residual=True,
+    memory_addressing="attention", memory_heads=0, memory_residual=True, memory_units="units",
 )
 
 
@@ -153,4 +155,5 @@ def lipreader(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LipReader:
                           residual=get(config, "memory_residual"), dtype=dtype, rngs=rngs)
         if addressing == "posterior":
             head = unit_head(config, rngs)
-    return LipReader(visual, language_decoders(config, rngs), read, head)
+    return LipReader(visual, language_decoders(config, rngs), read, head,
+                     memory_units=get(config, "memory_units"))

@@ -26,6 +26,7 @@ from lipjax.models.language_id import LanguageID
 from lipjax.models.layers import Dtype
 from lipjax.models.lmdecoder import LanguageDecoders, language_positions, select
 from lipjax.models.unit_head import UnitHead
+from lipjax.units import visemes as viseme_groups
 
 ADDRESSING = ("attention", "posterior")
 
@@ -112,36 +113,83 @@ class MemoryRead(nnx.Module):
         return read if self.visual is None else read + self.visual(states)
 
 
+MEMORY_UNITS = ("units", "visemes")
+
+
 class LipReader(nnx.Module):
+    """`memory_units`: "units" reads the K unit slots; "visemes" reads the LMDecoder's viseme
+    group means (`LMDecoder.viseme_memory`), for a decoder trained on them in stage 2
+    (config loss.frame_units="visemes"); posterior weights are then summed over each group."""
+
     def __init__(self, visual: VisualEncoder, decoders: LanguageDecoders,
-                 memory_read: MemoryRead | None, unit_head: UnitHead | None = None) -> None:
+                 memory_read: MemoryRead | None, unit_head: UnitHead | None = None,
+                 memory_units: str = "units") -> None:
         if memory_read is not None and memory_read.addressing == "posterior" and not unit_head:
             raise ValueError("posterior memory addressing needs the stage-1 unit head")
+        if memory_units not in MEMORY_UNITS:
+            raise ValueError(f"config model.memory_units: expected one of {MEMORY_UNITS}, "
+                             f"found {memory_units!r}")
         self.visual, self.decoders = visual, decoders
         self.memory_read = nnx.data(memory_read)
         self.unit_head = nnx.data(unit_head)
+        self.memory_units = memory_units
+
+    def _read_inputs(self, states: jax.Array, code: str,
+                     ) -> tuple[jax.Array, jax.Array | None]:
+        """(memory, unit logits) for language `code`: unit slots, or viseme groups with the
+        posteriors' group sums as logits."""
+        logits = self.unit_head(states) if self.unit_head is not None else None
+        lm = self.decoders.lmdecoders[code]
+        if self.memory_units == "units":
+            return lm.memory(), logits
+        if logits is not None:
+            probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+            logits = jnp.log(probs @ jnp.asarray(viseme_groups.membership()) + 1e-30)
+        return lm.viseme_memory(), logits
 
     def read_memory(self, states: jax.Array, code: str) -> jax.Array:
         """Visual states → language `code`'s memory read (the LMDecoder's input space)."""
-        logits = self.unit_head(states) if self.unit_head is not None else None
-        return self.memory_read(states, self.decoders.lmdecoders[code].memory(), logits)
+        return self.memory_read(states, *self._read_inputs(states, code))
 
-    def encode(self, video: jax.Array, mask: jax.Array, language: jax.Array) -> jax.Array:
-        """Clip → the chosen LMDecoder's memory-encoder states (B, T, D)."""
+    def encode(self, video: jax.Array, mask: jax.Array, language: jax.Array,
+               ) -> tuple[jax.Array, jax.Array]:
+        """Clip → (the chosen LMDecoder's memory-encoder states (B, T, D), their mask)."""
         states = self.visual(video, mask)
         if self.memory_read is not None:
             codes = self.decoders.codes
+            position = None if len(codes) == 1 else language_positions(language, codes)
             reads = [self.read_memory(states, c) for c in codes]
-            states = select(reads, None if len(codes) == 1 else
-                            language_positions(language, codes))
-        return self.decoders.encode(states, mask, language)
+            if self.memory_units == "visemes":
+                # As stage 2's viseme sequences: one input per run of frames that read one
+                # group most (silence dropped), the mean of the run's reads.
+                runs = [self._runs(states, c, mask) for c in codes]
+                index, count = (select([r[i] for r in runs], position) for i in (0, 1))
+                states, mask = viseme_groups.run_means(select(reads, position), index, count)
+            else:
+                states = select(reads, position)
+        return self.decoders.encode(states, mask, language), mask
+
+    def _runs(self, states: jax.Array, code: str,
+              mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(run index (B, T), runs (B,)) of the frames' most-read viseme group; a clip read as
+        silence throughout keeps its silent frames (every clip gives the decoder an input)."""
+        groups = self.memory_read.weights(states, *self._read_inputs(states, code))
+        groups = jnp.argmax(groups.mean(axis=1), axis=-1)
+        valid = mask & (groups != viseme_groups.SILENCE_GROUP)
+        valid = jnp.where(valid.any(axis=1, keepdims=True), valid, mask)
+        return viseme_groups.runs(groups, valid)
 
     def memory_attention(self, video: jax.Array, mask: jax.Array, code: str) -> jax.Array:
-        """(B, heads, T, K): how each frame reads language `code`'s memory (the weights the
-        forward pass uses)."""
+        """(B, heads, T, K): how each frame reads language `code`'s K unit slots (the weights
+        the forward pass uses; with viseme groups, each unit carries its group's weight, and
+        posterior addressing shows the unit posteriors the group weights sum)."""
         if self.memory_read is None:
             raise ValueError("memory_attention: this lip reader has no memory "
                              "(config model.memory_addressing='none')")
         states = self.visual(video, mask)
-        logits = self.unit_head(states) if self.unit_head is not None else None
-        return self.memory_read.weights(states, self.decoders.lmdecoders[code].memory(), logits)
+        if self.memory_units == "visemes" and self.memory_read.addressing == "posterior":
+            return jax.nn.softmax(self.unit_head(states).astype(jnp.float32), axis=-1)[:, None]
+        weights = self.memory_read.weights(states, *self._read_inputs(states, code))
+        if self.memory_units == "visemes":
+            weights = weights @ jnp.asarray(viseme_groups.membership()).T
+        return weights

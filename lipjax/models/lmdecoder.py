@@ -26,6 +26,7 @@ from lipjax import languages
 from lipjax.models.conformer import Encoder
 from lipjax.models.decoder import TransformerDecoder
 from lipjax.models.layers import Dtype
+from lipjax.units import visemes as viseme_groups
 
 
 class LMDecoder(nnx.Module):
@@ -45,8 +46,22 @@ class LMDecoder(nnx.Module):
         """The K × D memory: keys = values = the unit embedding table."""
         return self.units.embedding.value
 
+    def viseme_memory(self) -> jax.Array:
+        """The G × D group means of the memory (lipjax/units/visemes.py): what a unit looks
+        like to lips. Phoneme memories only."""
+        mean = jnp.asarray(viseme_groups.mean_matrix())
+        if mean.shape[1] != self.units.num_embeddings:
+            raise ValueError(f"viseme memory: the memory has {self.units.num_embeddings} slots "
+                             f"but the phone inventory {mean.shape[1]} (viseme groups need "
+                             "phoneme units)")
+        return mean @ self.memory().astype(jnp.float32)
+
     def embed_units(self, units: jax.Array) -> jax.Array:
         return self.units(units)
+
+    def embed_groups(self, groups: jax.Array) -> jax.Array:
+        """Viseme group ids (lipjax/units/visemes.py) → their mean unit embeddings."""
+        return self.viseme_memory()[groups].astype(self.units.embedding.value.dtype)
 
     def encode(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
         """(B, T, D) embedded units or memory-read visual states → memory-encoder states."""
@@ -96,6 +111,9 @@ class LanguageDecoders(nnx.Module):
     def embed_units(self, units: jax.Array, language: jax.Array | None) -> jax.Array:
         return self._each(lambda m: m.embed_units(units), language)
 
+    def embed_groups(self, groups: jax.Array, language: jax.Array | None) -> jax.Array:
+        return self._each(lambda m: m.embed_groups(groups), language)
+
     def encode(self, x: jax.Array, mask: jax.Array | None, language: jax.Array | None,
                ) -> jax.Array:
         return self._each(lambda m: m.encode(x, mask), language)
@@ -114,5 +132,12 @@ class LMDecoderModel(nnx.Module):
     def __init__(self, decoders: LanguageDecoders) -> None:
         self.decoders = decoders
 
-    def encode(self, units: jax.Array, mask: jax.Array, language: jax.Array) -> jax.Array:
-        return self.decoders.encode(self.decoders.embed_units(units, language), mask, language)
+    def encode(self, units: jax.Array, mask: jax.Array, language: jax.Array,
+               as_visemes: jax.Array | None = None) -> jax.Array:
+        """`as_visemes` (B, 1) bool: those rows hold viseme group ids, embedded as the groups'
+        mean unit embeddings (`LMDecoder.embed_groups`)."""
+        x = self.decoders.embed_units(units, language)
+        if as_visemes is not None:
+            groups = jnp.where(as_visemes, units, 0)  # unit ids may exceed the group count
+            x = jnp.where(as_visemes[..., None], self.decoders.embed_groups(groups, language), x)
+        return self.decoders.encode(x, mask, language)

@@ -41,10 +41,10 @@ def settings(config: ml_collections.ConfigDict) -> TextSettings:
 
 def encode(model: LipReader, batch: dict[str, jax.Array],
            settings: TextSettings) -> tuple[jax.Array, jax.Array]:
-    """(states, mask) of the lip reader's encoder (visual states after the memory read)."""
+    """(states, mask) of the lip reader's encoder (visual states after the memory read; with
+    viseme memory units, one state per run of frames, see LipReader.encode)."""
     del settings  # the video is the input whatever the units
-    mask = batch["video_mask"]
-    return model.encode(batch["video"], mask, batch["language"]), mask
+    return model.encode(batch["video"], batch["video_mask"], batch["language"])
 
 
 def loss_fn(model: LipReader, batch: dict[str, jax.Array], rngs: nnx.Rngs | None,

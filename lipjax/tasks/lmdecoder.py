@@ -18,6 +18,7 @@ from lipjax.models import factory
 from lipjax.models.lmdecoder import LMDecoderModel
 from lipjax.tasks import text
 from lipjax.tasks.text import TextSettings
+from lipjax.units import visemes as viseme_groups
 
 # wer / cer of the attention decoder, wer_ctc of the CTC head.
 eval_metrics = text.eval_metrics
@@ -33,37 +34,53 @@ def settings(config: ml_collections.ConfigDict) -> TextSettings:
 
 
 def unit_input(batch: dict[str, jax.Array], settings: TextSettings,
-               key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """(ids, mask) of the units the LMDecoder reads (`UnitTargets.lmdecoder_keys`).
+               key: jax.Array | None = None,
+               ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """(ids, mask, as_visemes) of what the LMDecoder reads; `as_visemes` (B, 1) bool marks the
+    rows whose ids are viseme groups (`LMDecoder.embed_groups`), or is None.
 
-    With a `key` (training) and config loss.frame_mix = p > 0, each example is given instead,
-    with probability p, as the phone of each 25 Hz frame (`frame_phonemes`, silence included):
-    the form in which stage 3's visual frames arrive. A decoder that only ever read phone
-    sequences does not read frame-rate phones: exact frame phones of the it test clips gave
-    WER 104 % against 75 % for their phone sequence (small, 400 steps)."""
+    By default the units of `UnitTargets.lmdecoder_keys`. In training (a `key`), each example is
+    given instead, with probability config loss.frame_mix, as the phone of each 25 Hz frame
+    (`frame_phonemes`, silence included: the form of stage 3's frames; a decoder that only read
+    phone sequences read the exact frame phones of the it test clips at WER 104 % against 75 %
+    for their sequence, small, 400 steps), or with probability loss.viseme_mix as its viseme
+    sequence (lipjax/units/visemes.py: what lips can show, the input of stage 3's
+    model.memory_units="visemes"). A form with probability 1 applies in evaluation too."""
     ids, mask = (batch[k] for k in settings.units.lmdecoder_keys)
-    if key is None or settings.frame_mix <= 0 or "frame_phonemes" not in batch:
-        return ids, mask
-    frames, frame_mask = batch["frame_phonemes"], batch["frame_mask"]
-    length = max(ids.shape[1], frames.shape[1])
-    pad = lambda x: jnp.pad(x, ((0, 0), (0, length - x.shape[1])))
-    pick = jax.random.bernoulli(key, settings.frame_mix, (ids.shape[0], 1))
-    return (jnp.where(pick, pad(frames), pad(ids)),
-            jnp.where(pick, pad(frame_mask), pad(mask)))
+    p_frames, p_visemes = settings.frame_mix, settings.viseme_mix
+    if p_visemes >= 1.0:
+        ids, mask = viseme_groups.viseme_sequence(ids, mask)
+        return ids, mask, jnp.ones((ids.shape[0], 1), bool)
+    if key is None or p_frames + p_visemes <= 0:
+        return ids, mask, None
+    draw = jax.random.uniform(key, (ids.shape[0], 1))
+    as_frames = draw < p_frames
+    as_visemes = (draw >= p_frames) & (draw < p_frames + p_visemes)
+    if p_visemes > 0:
+        groups, group_mask = viseme_groups.viseme_sequence(ids, mask)
+        ids, mask = jnp.where(as_visemes, groups, ids), jnp.where(as_visemes, group_mask, mask)
+    if p_frames > 0 and "frame_phonemes" in batch:
+        frames, frame_mask = batch["frame_phonemes"], batch["frame_mask"]
+        length = max(ids.shape[1], frames.shape[1])
+        pad = lambda x: jnp.pad(x, ((0, 0), (0, length - x.shape[1])))
+        ids = jnp.where(as_frames, pad(frames), pad(ids))
+        mask = jnp.where(as_frames, pad(frame_mask), pad(mask))
+    return ids, mask, as_visemes if p_visemes > 0 else None
 
 
 def encode(model: LMDecoderModel, batch: dict[str, jax.Array], settings: TextSettings,
            key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """(states, mask) of the memory encoder over `unit_input`."""
-    ids, mask = unit_input(batch, settings, key)
-    return model.encode(ids, mask, batch["language"]), mask
+    ids, mask, as_visemes = unit_input(batch, settings, key)
+    return model.encode(ids, mask, batch["language"], as_visemes), mask
 
 
 def loss_fn(model: LMDecoderModel, batch: dict[str, jax.Array], rngs: nnx.Rngs | None,
             settings: TextSettings) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The text loss (`text.text_loss`); `rngs` mixes in frame-rate inputs (`unit_input`) and
     drops decoder input tokens."""
-    key = rngs() if rngs is not None and settings.frame_mix > 0 else None
+    mixing = settings.frame_mix + settings.viseme_mix > 0
+    key = rngs() if rngs is not None and mixing else None
     return text.text_loss(model, *encode(model, batch, settings, key), batch, settings, rngs)
 
 

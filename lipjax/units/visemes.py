@@ -1,0 +1,103 @@
+"""Viseme groups of the phone inventory: the phones that lips cannot tell apart.
+
+Phones whose viseme class sequence (lipjax/synth/visemes.py) is the same look the same on screen
+(p/b/m), so the best a visual model can say about a frame is its group. Stage 2 can give the
+LMDecoder its input at that resolution (config loss.frame_units="visemes"): a unit is replaced
+by the mean embedding of its group (`mean_matrix` @ memory), so the decoder learns to resolve
+what lips leave open with the language's knowledge. Stage 3 (config
+model.memory_units="visemes") then reads the same group means, weighted by the unit head's
+posterior summed over each group, so both stages feed the decoder one kind of input.
+Phones with no viseme class (blank/silence, the word boundary) form groups of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from lipjax.units import phonemes
+
+
+@functools.cache
+def group_ids() -> tuple[np.ndarray, tuple[str, ...]]:
+    """(unit id → group index (K,) int32, group names): the phone inventory's viseme groups."""
+    from lipjax.synth import visemes
+
+    inventory = phonemes.load_inventory()
+    names: dict[str, int] = {}
+    ids = np.zeros(inventory.size, np.int32)
+    for unit, phone in enumerate(inventory.phones):
+        if unit == phonemes.BLANK_ID:
+            name = "silence"
+        else:
+            try:
+                name = "+".join(visemes.classes(phone))
+            except KeyError:  # the word boundary and symbols without a class: their own group
+                name = f"<{phone}>"
+        ids[unit] = names.setdefault(name, len(names))
+    return ids, tuple(names)
+
+
+def num_groups() -> int:
+    return len(group_ids()[1])
+
+
+def membership() -> np.ndarray:
+    """(K, G) float32 one-hot: unit k belongs to group g. Posteriors @ membership = group
+    posteriors."""
+    ids, names = group_ids()
+    return np.eye(len(names), dtype=np.float32)[ids]
+
+
+def mean_matrix() -> np.ndarray:
+    """(G, K) float32: row g averages the units of group g (mean_matrix @ memory = the group
+    means of the K × D memory)."""
+    member = membership().T
+    return member / member.sum(axis=1, keepdims=True)
+
+
+SILENCE_GROUP = 0  # the blank/silence unit's group (`group_ids` numbers it first)
+
+
+def runs(groups: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Runs of one group along axis 1 of (B, T) `groups`, over the `valid` positions only (a run
+    continues across invalid ones, as lips show p-silence-b as one closure): (run index of each
+    position (B, T), T where invalid; number of runs (B,))."""
+    t = groups.shape[1]
+    pos = jnp.arange(t)[None]
+    last = lax.cummax(jnp.where(valid, pos, -1), axis=1)  # last valid position <= t
+    before = jnp.concatenate([jnp.full_like(last[:, :1], -1), last[:, :-1]], axis=1)
+    prev = jnp.take_along_axis(groups, jnp.maximum(before, 0), axis=1)
+    start = valid & ((before < 0) | (groups != prev))
+    index = jnp.cumsum(start, axis=1) - 1
+    return jnp.where(valid, index, t), start.sum(axis=1)
+
+
+def viseme_sequence(units: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(B, L) unit ids → (group ids (B, L) left-aligned, mask): each unit's viseme group,
+    silence and word boundaries dropped, runs of one group merged (metrics.to_visemes in
+    ids): the phone sequence as lips show it."""
+    ids, names = group_ids()
+    groups = jnp.asarray(ids)[units]
+    word = names.index(f"<{phonemes.WORD}>")
+    valid = mask & (groups != SILENCE_GROUP) & (groups != word)
+    index, count = runs(groups, valid)
+    b, t = groups.shape
+    out = jnp.zeros_like(groups).at[jnp.arange(b)[:, None], index].set(groups, mode="drop")
+    return out, jnp.arange(t)[None] < count[:, None]
+
+
+def run_means(x: jax.Array, index: jax.Array, count: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(B, T, D) per-position vectors → (B, T, D) the mean over each run (`runs`), left-aligned,
+    zeros after the last run; and the runs' mask (B, T)."""
+    b, t = index.shape
+    rows = jnp.arange(b)[:, None]
+    sums = jnp.zeros(x.shape, jnp.float32).at[rows, index].add(x.astype(jnp.float32),
+                                                               mode="drop")
+    counts = jnp.zeros((b, t), jnp.float32).at[rows, index].add(1.0, mode="drop")
+    mask = jnp.arange(t)[None] < count[:, None]
+    return (sums / jnp.maximum(counts, 1.0)[..., None]).astype(x.dtype), mask

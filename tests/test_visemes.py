@@ -1,0 +1,123 @@
+"""Viseme groups of the phone inventory (lipjax/units/visemes.py), the LMDecoder's viseme
+input and the stage-3 viseme read."""
+
+import unittest.mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lipjax.models.lmdecoder import LMDecoder
+from lipjax.synth import visemes as synth_visemes
+from lipjax.units import phonemes, visemes
+
+
+def test_groups_join_phones_lips_cannot_tell_apart():
+    inventory = phonemes.load_inventory()
+    ids, names = visemes.group_ids()
+    unit = {p: i for i, p in enumerate(inventory.phones)}
+    assert ids[unit["p"]] == ids[unit["b"]] == ids[unit["m"]]  # all close the lips
+    assert names[ids[unit["p"]]] == "bilabial"
+    assert ids[unit["f"]] != ids[unit["p"]]
+    assert ids[phonemes.BLANK_ID] != ids[phonemes.WORD_ID]  # groups of their own
+    for phone, group in zip(inventory.phones[2:], ids[2:], strict=True):
+        try:
+            assert names[group] == "+".join(synth_visemes.classes(phone))
+        except KeyError:
+            assert names[group] == f"<{phone}>"
+
+
+def test_mean_matrix_averages_each_group():
+    member = visemes.membership()
+    mean = visemes.mean_matrix()
+    assert member.shape == mean.T.shape == (phonemes.load_inventory().size, visemes.num_groups())
+    np.testing.assert_array_equal(member.sum(1), 1.0)  # every unit in exactly one group
+    np.testing.assert_allclose(mean.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(mean > 0, member.T > 0)
+
+
+def test_lmdecoder_embeds_a_unit_as_its_group_mean():
+    inventory = phonemes.load_inventory()
+    lm = LMDecoder(inventory.size, 16, 8, memory_layers=0, decoder_layers=1, heads=2, ffn=16,
+                   rngs=nnx.Rngs(0))
+    unit = {p: i for i, p in enumerate(inventory.phones)}
+    table = np.asarray(lm.memory())
+    ids, _ = visemes.group_ids()
+    bilabial = np.flatnonzero(ids == ids[unit["p"]])
+    got = np.asarray(lm.embed_groups(jnp.asarray(ids)[jnp.asarray([[unit["p"], unit["m"]]])]))
+    # A mean of a handful of float32 vectors: a few ulps of difference at most.
+    np.testing.assert_allclose(got[0, 0], table[bilabial].mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got[0, 0], got[0, 1])  # p and m look the same
+    assert jax.numpy.asarray(lm.viseme_memory()).shape == (visemes.num_groups(), 8)
+
+
+def _units(*phones: str) -> list[int]:
+    unit = {p: i for i, p in enumerate(phonemes.load_inventory().phones)}
+    return [unit[p] for p in phones]
+
+
+def test_viseme_sequence_drops_silence_and_boundaries_and_merges_runs():
+    # "p a | b <silence> m i" as lips show it: bilabial, open vowel, bilabial (b, m: one
+    # closure across the silence), close vowel.
+    ids = jnp.asarray([_units("p", "a", "|", "b", "<blank>", "m", "i", "a")])
+    mask = jnp.asarray([[True] * 7 + [False]])  # the last unit is padding
+    groups, group_mask = visemes.viseme_sequence(ids, mask)
+    names = visemes.group_ids()[1]
+    got = [names[g] for g, m in zip(groups[0].tolist(), group_mask[0].tolist(), strict=True)
+           if m]
+    assert got == ["bilabial", "open_vowel", "bilabial", "close_vowel"]
+    assert np.asarray(groups[0])[~np.asarray(group_mask[0])].tolist() == [0] * 4
+
+
+def test_run_means_average_each_run():
+    groups = jnp.asarray([[3, 3, 0, 3, 5, 5, 4, 0]])
+    valid = groups != 0
+    index, count = visemes.runs(groups, valid)
+    assert np.asarray(index).tolist() == [[0, 0, 8, 0, 1, 1, 2, 8]]
+    assert int(count[0]) == 3
+    x = jnp.arange(8, dtype=jnp.float32)[None, :, None]
+    means, mask = visemes.run_means(x, index, count)
+    # float32 sums of three small integers, one division: within one ulp.
+    np.testing.assert_allclose(np.asarray(means)[0, :, 0], [4 / 3, 4.5, 6.0, 0, 0, 0, 0, 0],
+                               rtol=1e-6)
+    assert np.asarray(mask).tolist() == [[True] * 3 + [False] * 5]
+
+
+def test_lipreader_reads_viseme_runs_of_the_unit_posteriors():
+    """Stage 3 with memory_units="visemes": the memory encoder receives one input per run of
+    frames whose most probable viseme group (the unit posteriors summed per group) is the same,
+    silence dropped, each the mean of its frames' group-posterior reads."""
+    import ml_collections
+
+    from lipjax.models import factory
+
+    inventory = phonemes.load_inventory()
+    model_cfg = factory.model_config("tiny", text_vocab=20, languages=("it",), dropout=0.0,
+                                     memory_addressing="posterior", memory_units="visemes",
+                                     memory_residual=False, memory_layers=0)
+    config = ml_collections.ConfigDict({"model": model_cfg, "train": {"dtype": "float32"}})
+    model = factory.lipreader(config, nnx.Rngs(0))
+    model.eval()
+    rng = np.random.default_rng(0)
+    t = 12
+    video = jnp.asarray(rng.integers(0, 256, (2, t, 24, 24), np.uint8))
+    mask = jnp.asarray(np.arange(t)[None] < np.array([[t], [9]]))
+    lang = jnp.zeros((2,), jnp.int32)
+    # The unit head decides the groups: make it prefer a fixed unit per frame.
+    units = jnp.asarray(_units("p", "m", "<blank>", "b", "a", "a", "i", "p", "f", "f", "a",
+                               "a"))
+    logits = 20.0 * jax.nn.one_hot(units, inventory.size)[None].repeat(2, 0)
+    with unittest.mock.patch.object(type(model.unit_head), "__call__",
+                                    lambda self, x: logits):
+        states, out_mask = model.encode(video, mask, lang)
+    # bilabial (p m _ b), open (a a), close (i), bilabial (p), labiodental (f f), open (a a);
+    # the second clip ends after frame 9: ... labiodental (f).
+    assert np.asarray(out_mask).sum(1).tolist() == [6, 5]
+    group_probs = jax.nn.softmax(logits, -1) @ jnp.asarray(visemes.membership())
+    reads = group_probs @ model.decoders.lmdecoders["it"].viseme_memory()
+    first = np.asarray(states)[0, 0]
+    # The memory encoder is absent (memory_layers=0): states are the run means themselves; the
+    # first run averages frames 0, 1, 3 (frame 2 is silence).
+    np.testing.assert_allclose(first, np.asarray(reads[0, [0, 1, 3]].mean(0)), rtol=1e-5,
+                               atol=1e-6)

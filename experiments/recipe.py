@@ -262,9 +262,16 @@ def memory_attention(recipe: Recipe, lang: str, method: str = "memory") -> dict[
     For the first clip: its weights (frames × memory slots, mean over heads), text and the
     phone sounding at each frame. Over the whole split (phoneme units, frames inside a phone):
     `true_slot_mass`, the mean weight on the slot of the frame's own phone, and
-    `true_slot_top1`, how often that slot is the most read one (chance: 1 / slots)."""
+    `true_slot_top1`, how often that slot is the most read one (chance: 1 / slots). With a
+    viseme memory (model.memory_units="visemes") a slot is a viseme group, and a frame's own
+    slot is its phone's group."""
     config = recipe.stage3_config(lang, method)
     model, _ = best_model(config, recipe.run_dir("finetune", lang, method))
+    slot_of, slot_names = np.arange(1 << 16), None  # phone id -> slot: itself
+    if config.model.get("memory_units", "units") == "visemes":
+        from lipjax.units import visemes
+
+        slot_of, slot_names = visemes.group_ids()
     loader = make_loader(config.data, "test", train=False, seed=config.seed)
     read = nnx.jit(lambda m, v, vm: m.memory_attention(v, vm, lang).mean(1))
     first, mass, top1, count = None, 0.0, 0, 0
@@ -272,6 +279,7 @@ def memory_attention(recipe: Recipe, lang: str, method: str = "memory") -> dict[
         weights = np.asarray(read(model, batch["video"], batch["video_mask"]))  # (B, T, K)
         frame_mask = np.asarray(batch["video_mask"]) & np.asarray(batch["valid"])[:, None]
         phones = np.asarray(batch.get("frame_phonemes", np.zeros(frame_mask.shape, np.int32)))
+        phones = slot_of[phones]  # the slot of each frame's phone (0: silence in both)
         if first is None:
             n = int(frame_mask[0].sum())
             first = {"weights": weights[0, :n], "frame_units": phones[0, :n].tolist(),
@@ -284,7 +292,9 @@ def memory_attention(recipe: Recipe, lang: str, method: str = "memory") -> dict[
             count += int(inside.sum())
     scores = ({"true_slot_mass": mass / count, "true_slot_top1": top1 / count,
                "slots": int(first["weights"].shape[-1])} if count else {})
-    return {**first, **scores, "units": recipe.units, "language": lang, "method": method}
+    names = {"slot_names": list(slot_names)} if slot_names else {}
+    return {**first, **scores, **names, "units": recipe.units, "language": lang,
+            "method": method}
 
 
 def low_resource_clip_counts(recipe: Recipe) -> dict[str, int]:

@@ -39,7 +39,8 @@ def markdown(results: dict[str, Any]) -> str:
     if any(reads.values()):
         lines += ["", f"## How frames read the memory ({LOW_RESOURCE[0]}, test split)", "",
                   "Over frames inside a phone: the mean weight on the slot of the frame's own "
-                  "phone, and how often that slot is the most read (chance: 1 / slots).", "",
+                  "phone (its viseme group where the memory is read as visemes), and how often "
+                  "that slot is the most read (chance: 1 / slots).", "",
                   "| method | weight on own phone's slot | own slot most read | slots |",
                   "|---|---|---|---|"]
         for method, r in reads.items():
@@ -118,7 +119,9 @@ def memory_heatmap(attention: dict[str, Any], out_path: str, top: int = 40) -> N
     truth = np.asarray(attention.get("frame_units", []), int)  # phone at each frame (0: none)
     chosen = set(np.argsort(weights.sum(0))[::-1][:top].tolist()) | set(truth[truth > 0])
     slots = np.array(sorted(chosen))
-    if attention["units"] == "phoneme":
+    if attention.get("slot_names"):  # a viseme memory: slots are viseme groups
+        labels = [attention["slot_names"][k] for k in slots]
+    elif attention["units"] == "phoneme":
         from lipjax.units.phonemes import load_inventory
 
         phones = load_inventory().phones
@@ -131,10 +134,12 @@ def memory_heatmap(attention: dict[str, Any], out_path: str, top: int = 40) -> N
         column = {int(k): i for i, k in enumerate(slots)}
         frames = [t for t in range(len(truth)) if truth[t] > 0]
         ax.scatter([column[int(truth[t])] for t in frames], frames, s=14, facecolors="none",
-                   edgecolors="cyan", linewidths=0.8, label="the frame's true phone")
+                   edgecolors="cyan", linewidths=0.8,
+                   label="the frame's true phone" + " (its group)" * ("slot_names" in attention))
         ax.legend(loc="lower right", fontsize=7)
     ax.set_xticks(range(len(slots)), labels, fontsize=8)
-    ax.set_xlabel(f"memory slot ({attention['units']} unit): the most read and the clip's own")
+    kind = "viseme group" if attention.get("slot_names") else f"{attention['units']} unit"
+    ax.set_xlabel(f"memory slot ({kind}): the most read and the clip's own")
     ax.set_ylabel("video frame (25 fps)")
     title = (f"{attention['language']}, {METHOD_NAMES.get(attention.get('method', ''), '')}\n"
              f"\"{attention['text']}\"")

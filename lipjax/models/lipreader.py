@@ -180,16 +180,11 @@ class LipReader(nnx.Module):
         return viseme_groups.runs(groups, valid)
 
     def memory_attention(self, video: jax.Array, mask: jax.Array, code: str) -> jax.Array:
-        """(B, heads, T, K): how each frame reads language `code`'s K unit slots (the weights
-        the forward pass uses; with viseme groups, each unit carries its group's weight, and
-        posterior addressing shows the unit posteriors the group weights sum)."""
+        """(B, heads, T, slots): how each frame reads language `code`'s memory, over its K
+        unit slots or, with memory_units="visemes", its viseme groups (the weights the
+        forward pass uses)."""
         if self.memory_read is None:
             raise ValueError("memory_attention: this lip reader has no memory "
                              "(config model.memory_addressing='none')")
         states = self.visual(video, mask)
-        if self.memory_units == "visemes" and self.memory_read.addressing == "posterior":
-            return jax.nn.softmax(self.unit_head(states).astype(jnp.float32), axis=-1)[:, None]
-        weights = self.memory_read.weights(states, *self._read_inputs(states, code))
-        if self.memory_units == "visemes":
-            weights = weights @ jnp.asarray(viseme_groups.membership()).T
-        return weights
+        return self.memory_read.weights(states, *self._read_inputs(states, code))

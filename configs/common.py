@@ -120,6 +120,7 @@ def train_config(args: ml_collections.ConfigDict, num_steps: dict[str, int], *,
         "mesh": {"data": -1},  # add "fsdp": N to shard parameters and optimizer state
         "dtype": "bfloat16" if v == "base" else "float32",
         "remat": False,
+        "remat_policy": "full",  # with remat: "full" | "dots" | "dots_all" (models/stack.py)
         "async_checkpoint": True,
     })
 

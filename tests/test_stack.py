@@ -62,15 +62,23 @@ def test_dropout_differs_between_layers_and_calls():
 
 
 def test_remat_keeps_gradients():
+    """Every remat policy recomputes the same float32 operations: gradients equal up to the
+    order XLA fuses them in."""
     x, mask = inputs()
     grads = []
-    for remat in (False, True):
+    for remat in (False, True, "dots", "dots_all"):
         enc = Encoder(DIM, DIM, LAYERS, 2, 32, kernel=3, dropout=0.0, remat=remat,
                       rngs=nnx.Rngs(0))
         enc.eval()
         grads.append(jax.tree.leaves(nnx.grad(lambda m: m(x, mask).sum())(enc)))
-    for a, b in zip(*grads, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for other in grads[1:]:
+        for a, b in zip(grads[0], other, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_remat_policy_is_an_error():
+    with pytest.raises(ValueError, match="train.remat"):
+        LayerStack(blocks("transformer"), 2, remat="everything", rngs=nnx.Rngs(0))
 
 
 def test_no_layers_is_an_error():

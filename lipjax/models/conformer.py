@@ -97,7 +97,7 @@ class Encoder(nnx.Module):
 
     def __init__(self, in_dim: int, dim: int, layers: int, heads: int, ffn: int, *,
                  kind: str = "conformer", kernel: int = 31, dropout: float = 0.1,
-                 norm: str = "batch", dtype: Dtype = jnp.float32, remat: bool = False,
+                 norm: str = "batch", dtype: Dtype = jnp.float32, remat: bool | str = False,
                  rngs: nnx.Rngs) -> None:
         if kind not in ("conformer", "transformer"):
             raise ValueError(f"config model.encoder: expected 'conformer' or 'transformer', "

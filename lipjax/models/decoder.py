@@ -40,7 +40,7 @@ class TransformerDecoder(nnx.Module):
     """Token embedding (×√dim) + sinusoidal positions + `layers` blocks + LayerNorm + logits."""
 
     def __init__(self, vocab: int, dim: int, layers: int, heads: int, ffn: int, *,
-                 dropout: float = 0.1, dtype: Dtype = jnp.float32, remat: bool = False,
+                 dropout: float = 0.1, dtype: Dtype = jnp.float32, remat: bool | str = False,
                  rngs: nnx.Rngs) -> None:
         self.dim = dim
         self.embed = nnx.Embed(vocab, dim, dtype=dtype, rngs=rngs)

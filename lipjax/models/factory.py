@@ -14,8 +14,8 @@ memory_addressing ("attention" | "posterior" | "none": how stage-3 visual states
 LMDecoder memory, see lipreader.MemoryRead), memory_heads (0 = heads), memory_residual,
 memory_units ("units" | "visemes": the memory's unit slots or their viseme groups, see
 lipreader.LipReader);
-train.dtype ("float32" | "bfloat16"), train.remat; and loss.lid_weight (stage 1 has a
-language-ID head when it is > 0). Loss and decoding settings live in config.loss and
+train.dtype ("float32" | "bfloat16"), train.remat, train.remat_policy; and loss.lid_weight
+(stage 1 has a language-ID head when it is > 0). Loss and decoding settings live in config.loss and
 config.decoding, read by the tasks.
 """
 
@@ -72,9 +72,12 @@ def get(config: ml_collections.ConfigDict, key: str) -> Any:
     raise KeyError(f"config model.{key}: missing and has no default")
 
 
-def dtype_and_remat(config: ml_collections.ConfigDict) -> tuple[Any, bool]:
+def dtype_and_remat(config: ml_collections.ConfigDict) -> tuple[Any, bool | str]:
+    """(compute dtype, remat): False, or with train.remat the name of train.remat_policy
+    (models/stack.py REMAT_POLICIES; the front end's blocks always recompute fully)."""
     train = config.get("train", ml_collections.ConfigDict())
-    return compute_dtype(train.get("dtype", "float32")), bool(train.get("remat", False))
+    remat = bool(train.get("remat", False)) and str(train.get("remat_policy", "full"))
+    return compute_dtype(train.get("dtype", "float32")), remat
 
 
 def unit_targets(config: ml_collections.ConfigDict) -> UnitTargets:

@@ -63,7 +63,7 @@ class Frontend(nnx.Module):
     the tiny/small configs that train on a CPU."""
 
     def __init__(self, width: int = 64, norm: str = "batch", *, dtype: Dtype = jnp.float32,
-                 remat: bool = False, rngs: nnx.Rngs) -> None:
+                 remat: bool | str = False, rngs: nnx.Rngs) -> None:
         # The 5x7x7 Conv3d with one input channel, computed as a 2D conv over each frame's 5
         # neighbouring frames stacked as channels: the same function and FLOPs, ~10x faster on
         # XLA:CPU (its 3D convolutions are slow). Kernel (7, 7, 5, w) = Conv3d kernel

@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
                              for lang in LOW_RESOURCE},
                "finetune": {lang: {m: done["test_" + run_name("finetune", lang, m)]
                                    for m in methods} for lang in LOW_RESOURCE},
+               "zero_shot": {lang: {m: done[f"zero_shot_{lang}_{m}"] for m in MEMORY_METHODS
+                                    if m in methods} for lang in LOW_RESOURCE},
                "memory_read": {m: {k: v for k, v in done[f"memory_attention_{m}"].items()
                                    if k.startswith("true_slot") or k == "slots"}
                                for m in MEMORY_METHODS if m in methods},

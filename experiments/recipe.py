@@ -156,6 +156,9 @@ class Recipe:
         jobs += [score("lmdecoder", lang, beam=True) for lang in LOW_RESOURCE]
         jobs += [score("finetune", lang, method, beam=True)
                  for lang in LOW_RESOURCE for method in self.methods]
+        jobs += [Job(f"zero_shot_{lang}_{m}", zero_shot_scores, (self, lang, m),
+                     after(lang, m)) for m in MEMORY_METHODS if m in self.methods
+                 for lang in LOW_RESOURCE]
         jobs += [Job(f"memory_attention_{m}", memory_attention, (self, LOW_RESOURCE[0], m),
                      (run_name("finetune", LOW_RESOURCE[0], m),))
                  for m in MEMORY_METHODS if m in self.methods]
@@ -220,8 +223,26 @@ def test_scores(config: ml_collections.ConfigDict, workdir: str, *, beam: bool,
                 split: str = "test") -> dict[str, float]:
     """Scores of `workdir`'s best-on-validation checkpoint on `split`: the task's greedy
     metrics, and with `beam` the joint CTC/attention beam search's WER/CER too."""
-    task = get_task(config.task)
     model, step = best_model(config, workdir)
+    return {**model_scores(config, model, beam=beam, split=split), "step": step}
+
+
+def zero_shot_scores(recipe: Recipe, lang: str, method: str) -> dict[str, float]:
+    """Stage 3's `method` model before fine-tuning (stage-1 and stage-2 weights as loaded, no
+    video-text pair of `lang` seen), scored on the test split: what combining the two stages
+    gives by itself. Nothing is selected, so nothing is tuned to the test split."""
+    config = recipe.stage3_config(lang, method)
+    task = get_task(config.task)
+    model = task.create_model(config, nnx.Rngs(int(config.seed)))
+    task.load_pretrained(model, config)
+    model.eval()
+    return {**model_scores(config, model, beam=True), "step": 0}
+
+
+def model_scores(config: ml_collections.ConfigDict, model: nnx.Module, *, beam: bool,
+                 split: str = "test") -> dict[str, float]:
+    """`model`'s greedy scores on `split` and, with `beam`, the beam search's WER/CER."""
+    task = get_task(config.task)
     mesh = mesh_lib.make_mesh(config.train.get("mesh", None))
     loader = lambda: make_loader(config.data, split, train=False, seed=config.seed, mesh=mesh)
     settings = task.settings(config)
@@ -231,7 +252,6 @@ def test_scores(config: ml_collections.ConfigDict, workdir: str, *, beam: bool,
             beams = evaluate(task, model, make_eval_step(task, settings, beam=True), config,
                              mesh, loader())
             scores.update({f"{k}_beam": v for k, v in beams.items() if k in ("wer", "cer")})
-    scores["step"] = step
     return scores
 
 

@@ -30,8 +30,11 @@ def markdown(results: dict[str, Any]) -> str:
              "| language | method | WER | CER | WER (beam) | CER (beam) | WER (CTC) | step |",
              "|---|---|---|---|---|---|---|---|"]
     for lang in LOW_RESOURCE:
-        for method, r in results["finetune"][lang].items():
-            lines.append(f"| {lang} ({language_name(lang)}) | {METHOD_NAMES[method]} | "
+        rows = [(METHOD_NAMES[m], r) for m, r in results["finetune"][lang].items()]
+        rows += [(f"{METHOD_NAMES[m]}, before fine-tuning", r)
+                 for m, r in results.get("zero_shot", {}).get(lang, {}).items()]
+        for name, r in rows:
+            lines.append(f"| {lang} ({language_name(lang)}) | {name} | "
                          f"{_pct(r.get('wer'))} | {_pct(r.get('cer'))} | "
                          f"{_pct(r.get('wer_beam'))} | {_pct(r.get('cer_beam'))} | "
                          f"{_pct(r.get('wer_ctc'))} | {r.get('step')} |")

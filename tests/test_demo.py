@@ -25,6 +25,9 @@ def test_tiny_demo_end_to_end(tmp_path):
     assert {"per", "ver", "lid_accuracy"} <= set(stage1)
     assert results["run"]["command"].startswith("python -m experiments.demo")
     for method in MEMORY_METHODS:
+        for lang in LOW_RESOURCE:  # before fine-tuning: scored at step 0
+            assert results["zero_shot"][lang][method]["step"] == 0
+            assert results["zero_shot"][lang][method]["wer"] >= 0.0
         read = results["memory_read"][method]
         assert read["slots"] > 1 and 0.0 <= read["true_slot_top1"] <= 1.0
     for lang in LOW_RESOURCE:

@@ -117,9 +117,10 @@ MEMORY_UNITS = ("units", "visemes")
 
 
 class LipReader(nnx.Module):
-    """`memory_units`: "units" reads the K unit slots; "visemes" reads the LMDecoder's viseme
-    group means (`LMDecoder.viseme_memory`), for a decoder trained on them in stage 2
-    (config loss.frame_units="visemes"); posterior weights are then summed over each group."""
+    """`memory_units`: "units" reads the K unit slots at every frame; "visemes" reads the
+    LMDecoder's viseme group means (`LMDecoder.viseme_memory`; posterior weights summed over
+    each group) and gives the decoder one input per run of frames reading one group, the form
+    of the viseme sequences stage 2 taught it (config loss.viseme_mix)."""
 
     def __init__(self, visual: VisualEncoder, decoders: LanguageDecoders,
                  memory_read: MemoryRead | None, unit_head: UnitHead | None = None,

@@ -2,12 +2,14 @@
 
 Phones whose viseme class sequence (lipjax/synth/visemes.py) is the same look the same on screen
 (p/b/m), so the best a visual model can say about a frame is its group. Stage 2 can give the
-LMDecoder its input at that resolution (config loss.frame_units="visemes"): a unit is replaced
-by the mean embedding of its group (`mean_matrix` @ memory), so the decoder learns to resolve
-what lips leave open with the language's knowledge. Stage 3 (config
-model.memory_units="visemes") then reads the same group means, weighted by the unit head's
-posterior summed over each group, so both stages feed the decoder one kind of input.
-Phones with no viseme class (blank/silence, the word boundary) form groups of their own.
+LMDecoder a share of its sentences at that resolution (config loss.viseme_mix): the phone
+sequence as `viseme_sequence` (each phone's group, silence and word boundaries dropped, runs
+merged), each group embedded as the mean of its units' embeddings (`mean_matrix` @ memory), so
+the decoder learns to resolve what lips leave open with the language's knowledge. Stage 3
+(config model.memory_units="visemes") reads the same group means, weighted by the unit head's
+posteriors summed over each group, one input per run of frames (`runs`, `run_means`), so both
+stages feed the decoder one kind of input. Phones with no viseme class (blank/silence, the word
+boundary) form groups of their own.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ running several processes costs: the gradient all-reduce, the shape-agreement co
 `lipjax.data.sharding.to_global`, and synchronisation. Goal: >= 90 %.
 
     python -m experiments.bench_scaling [--steps 20] [--warmup 3] [--batch 4] [--frames 32]
-        [--task units_pretrain] [--variant tiny] [--json out.json]
+        [--task units_pretrain] [--variant tiny] [--set model.norm=group] [--json out.json]
 
 Batches are random (experiments/bench_train.py); in the 2-process run the processes alternate
 frame lengths (process 1 sends fewer frames every other step) so the shape agreement pads real
@@ -41,7 +41,7 @@ def worker(args: argparse.Namespace) -> None:
     from lipjax.train.step import make_train_step
 
     ns = argparse.Namespace(task=args.task, dtype="float32", remat=False, no_memory=True,
-                            memory_layers=0, set=[])
+                            memory_layers=0, set=args.set)
     config = make_config(ns, args.variant)
     config.data.batch_size = args.batch * args.nproc
     task = get_task(config.task)
@@ -91,7 +91,7 @@ def run(nproc: int, args: argparse.Namespace, tmp: str) -> list[dict]:
                "--nproc", str(nproc), "--port", str(port), "--core", str(cores[pid]),
                "--out", outs[-1], "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--batch", str(args.batch), "--frames", str(args.frames), "--task", args.task,
-               "--variant", args.variant]
+               "--variant", args.variant] + [f"--set={item}" for item in args.set]
         procs.append(subprocess.Popen(cmd, env=env))
     for p in procs:
         if p.wait() != 0:
@@ -111,6 +111,8 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--task", default="units_pretrain")
     p.add_argument("--variant", default="tiny")
+    p.add_argument("--set", action="append", default=[],
+                   help="config override KEY=VALUE (repeatable), e.g. model.norm=group")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     for name in ("pid", "nproc", "port", "core"):

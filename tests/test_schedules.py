@@ -64,3 +64,50 @@ def test_optimizer_clips_and_masks_decay():
     clipped, _ = optax.clip_by_global_norm(1.0).update(grads, None)
     assert float(optax.global_norm(clipped)) == pytest.approx(1.0, rel=1e-5)
     assert jax.tree.structure(updates) == jax.tree.structure(params)
+
+
+def test_freeze_keeps_the_listed_subtrees():
+    """optim.freeze: parameters under the listed path prefixes keep their values; the others
+    train (and the gradient clip sees only them)."""
+    import ml_collections
+    import numpy as np
+    from flax import nnx
+
+    from lipjax.train.schedules import make_optimizer
+
+    class Two(nnx.Module):
+        def __init__(self, rngs):
+            self.encoder = nnx.Linear(3, 3, rngs=rngs)
+            self.decoder = nnx.Linear(3, 3, rngs=rngs)
+
+    model = Two(nnx.Rngs(0))
+    before = nnx.state(model, nnx.Param).to_pure_dict()
+    optim = ml_collections.ConfigDict({"lr": 0.1, "schedule": "constant", "warmup_steps": 0,
+                                       "weight_decay": 0.1, "clip_norm": 1.0,
+                                       "freeze": ("decoder",)})
+    opt = nnx.Optimizer(model, make_optimizer(optim, 10), wrt=nnx.Param)
+    x = np.ones((2, 3), np.float32)
+    grads = nnx.grad(lambda m: (m.decoder(m.encoder(x)) ** 2).sum())(model)
+    opt.update(model, grads)
+    after = nnx.state(model, nnx.Param).to_pure_dict()
+    for name in ("kernel", "bias"):
+        np.testing.assert_array_equal(after["decoder"][name], before["decoder"][name])
+        assert not np.allclose(after["encoder"][name], before["encoder"][name])
+
+
+def test_weight_decay_spares_stacked_biases_and_norms():
+    """A scanned stack's biases and LayerNorm scales are 2-D (layer axis): decay goes by name."""
+    from flax import nnx
+
+    from lipjax.models.conformer import Encoder
+    from lipjax.train.schedules import _decay_mask
+
+    enc = Encoder(8, 8, 2, 2, 16, kind="transformer", rngs=nnx.Rngs(0))
+    state = nnx.state(enc, nnx.Param)
+    mask = _decay_mask(state)
+    flat = dict(jax.tree_util.tree_leaves_with_path(mask))
+    names = {jax.tree_util.keystr(p): m for p, m in flat.items()}
+    stacked_bias = [m for k, m in names.items() if "layers" in k and "bias" in k]
+    stacked_kernel = [m for k, m in names.items() if "layers" in k and "kernel" in k]
+    assert stacked_bias and not any(stacked_bias)
+    assert stacked_kernel and all(stacked_kernel)

@@ -67,17 +67,48 @@ def make_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Sch
 
 
 def _decay_mask(params):
-    """Weight decay on matrices and kernels only: biases, norms' scales and offsets are exempt."""
-    return jax.tree.map(lambda p: p.ndim > 1, params)
+    """Weight decay on kernels and embeddings only: biases, norms' scales and offsets are
+    exempt. Chosen by name, not by rank: in a scanned layer stack (models/stack.py) a bias has a
+    leading layer axis and is 2-D."""
+    decayed = lambda path, _: (_names(path) or ("",))[-1] in ("kernel", "embedding")
+    return jax.tree_util.tree_map_with_path(decayed, params)
+
+
+def _names(path: tuple) -> tuple[str, ...]:
+    """A parameter's path as names ("decoders", "lmdecoders", "it", ...)."""
+    return tuple(str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey))
+
+
+def frozen_mask(prefixes: tuple[str, ...]):
+    """A mask function: True for parameters under one of the dotted path `prefixes` (e.g.
+    "decoders" or "decoders.lmdecoders.it.decoder")."""
+    split = [tuple(p.split(".")) for p in prefixes]
+
+    def mask(params):
+        def frozen(path, _):
+            names = _names(path)
+            return any(names[:len(p)] == p for p in split)
+        return jax.tree_util.tree_map_with_path(frozen, params)
+
+    return mask
 
 
 def make_optimizer(optim: ml_collections.ConfigDict,
                    num_steps: int) -> optax.GradientTransformation:
-    """Global-norm clipping followed by AdamW on the configured schedule."""
+    """Global-norm clipping followed by AdamW on the configured schedule. Parameters under the
+    path prefixes of config optim.freeze (default none) get zero gradients before the clip and
+    no weight decay, so they keep their values (Adam's update of a zero gradient is zero)."""
+    freeze = tuple(optim.get("freeze", ()) or ())
+    decay = _decay_mask
     parts = []
+    if freeze:
+        is_frozen = frozen_mask(freeze)
+        parts.append(optax.masked(optax.set_to_zero(), is_frozen))
+        decay = lambda params: jax.tree.map(lambda d, f: d and not f, _decay_mask(params),
+                                            is_frozen(params))
     if optim.get("clip_norm", 0.0):
         parts.append(optax.clip_by_global_norm(optim.clip_norm))
     parts.append(optax.adamw(make_schedule(optim, num_steps), b1=optim.get("b1", 0.9),
                              b2=optim.get("b2", 0.98), eps=optim.get("eps", 1e-8),
-                             weight_decay=optim.get("weight_decay", 0.0), mask=_decay_mask))
+                             weight_decay=optim.get("weight_decay", 0.0), mask=decay))
     return optax.chain(*parts)

@@ -47,7 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # with 0.4).
         "token_dropout": 0.3,
         # Shares of training examples given as frame-rate phones and as viseme sequences
-        # (tasks/lmdecoder.unit_input; lipjax/units/visemes.py: what lips can show, the input
+        # (tasks/lmdecoder.unit_input; lipjax/models/visemes.py: what lips can show, the input
         # of stage 3's model.memory_units="visemes").
         "frame_mix": 0.0,
         "viseme_mix": 0.0,

@@ -41,7 +41,7 @@ STAGES = ("units_pretrain", "lmdecoder", "finetune")
 # of the builder's demo sizes (validation and test keep theirs). Stage 3 always trains on the
 # low-resource languages' few clips.
 PRESETS = {
-    "demo": {"steps": {}, "corpus_scale": 1, "methods": ("memory", "scratch")},
+    "demo": {"steps": {}, "corpus_scale": 1, "methods": ("posterior", "scratch")},
     "reproduce": {"steps": {"units_pretrain": 1000, "lmdecoder": 1500, "finetune": 150},
                   "corpus_scale": 2, "methods": METHODS},
 }

@@ -289,7 +289,7 @@ def memory_attention(recipe: Recipe, lang: str, method: str = "memory") -> dict[
     model, _ = best_model(config, recipe.run_dir("finetune", lang, method))
     slot_of, slot_names = np.arange(1 << 16), None  # phone id -> slot: itself
     if config.model.get("memory_units", "units") == "visemes":
-        from lipjax.units import visemes
+        from lipjax.models import visemes
 
         slot_of, slot_names = visemes.group_ids()
     loader = make_loader(config.data, "test", train=False, seed=config.seed)

@@ -140,7 +140,7 @@ def memory_heatmap(attention: dict[str, Any], out_path: str, top: int = 40) -> N
                    edgecolors="cyan", linewidths=0.8,
                    label="the frame's true phone" + " (its group)" * ("slot_names" in attention))
         ax.legend(loc="lower right", fontsize=7)
-    ax.set_xticks(range(len(slots)), labels, fontsize=8)
+    ax.set_xticks(range(len(slots)), labels, fontsize=7, rotation=90)
     kind = "viseme group" if attention.get("slot_names") else f"{attention['units']} unit"
     ax.set_xlabel(f"memory slot ({kind}): the most read and the clip's own")
     ax.set_ylabel("video frame (25 fps)")

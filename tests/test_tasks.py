@@ -222,9 +222,9 @@ def test_lmdecoder_frame_mix_gives_frame_phones():
     """loss.frame_mix: in training, a share p of examples reads frame-rate phones."""
     import dataclasses
 
+    from lipjax.models import visemes as viseme_groups
     from lipjax.tasks.lmdecoder import unit_input
     from lipjax.tasks.text import TextSettings
-    from lipjax.units import visemes as viseme_groups
     from lipjax.units.targets import UnitTargets
 
     b = 400

@@ -1,4 +1,4 @@
-"""Viseme groups of the phone inventory (lipjax/units/visemes.py), the LMDecoder's viseme
+"""Viseme groups of the phone inventory (lipjax/models/visemes.py), the LMDecoder's viseme
 input and the stage-3 viseme read."""
 
 import unittest.mock
@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lipjax.models import visemes
 from lipjax.models.lmdecoder import LMDecoder
 from lipjax.synth import visemes as synth_visemes
-from lipjax.units import phonemes, visemes
+from lipjax.units import phonemes
 
 
 def test_groups_join_phones_lips_cannot_tell_apart():

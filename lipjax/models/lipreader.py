@@ -20,13 +20,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lipjax.models import visemes as viseme_groups
 from lipjax.models.conformer import Encoder
 from lipjax.models.frontend import Frontend
 from lipjax.models.language_id import LanguageID
 from lipjax.models.layers import Dtype
 from lipjax.models.lmdecoder import LanguageDecoders, language_positions, select
 from lipjax.models.unit_head import UnitHead
-from lipjax.units import visemes as viseme_groups
 
 ADDRESSING = ("attention", "posterior")
 

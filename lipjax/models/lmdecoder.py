@@ -23,10 +23,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lipjax import languages
+from lipjax.models import visemes as viseme_groups
 from lipjax.models.conformer import Encoder
 from lipjax.models.decoder import TransformerDecoder
 from lipjax.models.layers import Dtype
-from lipjax.units import visemes as viseme_groups
 
 
 class LMDecoder(nnx.Module):
@@ -47,7 +47,7 @@ class LMDecoder(nnx.Module):
         return self.units.embedding.value
 
     def viseme_memory(self) -> jax.Array:
-        """The G × D group means of the memory (lipjax/units/visemes.py): what a unit looks
+        """The G × D group means of the memory (lipjax/models/visemes.py): what a unit looks
         like to lips. Phoneme memories only."""
         mean = jnp.asarray(viseme_groups.mean_matrix())
         if mean.shape[1] != self.units.num_embeddings:
@@ -60,7 +60,7 @@ class LMDecoder(nnx.Module):
         return self.units(units)
 
     def embed_groups(self, groups: jax.Array) -> jax.Array:
-        """Viseme group ids (lipjax/units/visemes.py) → their mean unit embeddings."""
+        """Viseme group ids (lipjax/models/visemes.py) → their mean unit embeddings."""
         return self.viseme_memory()[groups].astype(self.units.embedding.value.dtype)
 
     def encode(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:

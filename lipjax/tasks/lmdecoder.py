@@ -15,10 +15,10 @@ import ml_collections
 from flax import nnx
 
 from lipjax.models import factory
+from lipjax.models import visemes as viseme_groups
 from lipjax.models.lmdecoder import LMDecoderModel
 from lipjax.tasks import text
 from lipjax.tasks.text import TextSettings
-from lipjax.units import visemes as viseme_groups
 
 # wer / cer of the attention decoder, wer_ctc of the CTC head.
 eval_metrics = text.eval_metrics
@@ -44,7 +44,7 @@ def unit_input(batch: dict[str, jax.Array], settings: TextSettings,
     (`frame_phonemes`, silence included: the form of stage 3's frames; a decoder that only read
     phone sequences read the exact frame phones of the it test clips at WER 104 % against 75 %
     for their sequence, small, 400 steps), or with probability loss.viseme_mix as its viseme
-    sequence (lipjax/units/visemes.py: what lips can show, the input of stage 3's
+    sequence (lipjax/models/visemes.py: what lips can show, the input of stage 3's
     model.memory_units="visemes"). A form with probability 1 applies in evaluation too."""
     ids, mask = (batch[k] for k in settings.units.lmdecoder_keys)
     p_frames, p_visemes = settings.frame_mix, settings.viseme_mix

@@ -17,6 +17,12 @@ runs_dir (default out/runs) is where stages 1 and 2 wrote their workdirs
 run itself, e.g. stage1=out/demo/runs/units_pretrain for the one `make demo` trains; units
 acoustic|phoneme (must match stages 1 and 2: the memory is stage 2's unit embedding table);
 data_dir; builder; batch_size; steps.
+
+With phoneme units, `--config.model.memory_units=visemes` reads the memory as viseme groups,
+one input per run of frames (lipreader.LipReader), for an LMDecoder trained with
+loss.viseme_mix > 0; the recipe (experiments/recipe.py) does so for `memory` and `posterior`,
+the latter with `--config.model.memory_residual=false`. `--config.optim.freeze` lists
+parameter sub-trees to keep fixed (e.g. "('decoders',)").
 """
 
 from __future__ import annotations

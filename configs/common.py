@@ -94,6 +94,7 @@ def optim_config(lr: float, schedule: str = "cosine", warmup_steps: int = 0, *,
         "lr": lr, "schedule": schedule, "warmup_steps": warmup_steps,
         "weight_decay": weight_decay, "clip_norm": clip_norm, "b1": b1, "b2": b2,
         "final_lr_scale": 0.0 if schedule == "cosine" else 0.05,
+        "freeze": (),  # parameter sub-trees kept fixed, e.g. ("decoders",) (train/schedules.py)
     })
     if schedule == "tristage":
         cfg.phase_ratio = (0.1, 0.4, 0.5)

@@ -48,6 +48,10 @@ def unit_input(batch: dict[str, jax.Array], settings: TextSettings,
     model.memory_units="visemes"). A form with probability 1 applies in evaluation too."""
     ids, mask = (batch[k] for k in settings.units.lmdecoder_keys)
     p_frames, p_visemes = settings.frame_mix, settings.viseme_mix
+    if p_visemes > 0 and settings.units.kind != "phoneme":
+        raise ValueError(f"config loss.viseme_mix={p_visemes}: viseme groups are groups of "
+                         f"phonemes, but this run's units are {settings.units.kind!r} "
+                         "(set loss.viseme_mix=0, or model.unit_type='phoneme')")
     if p_visemes >= 1.0:
         ids, mask = viseme_groups.viseme_sequence(ids, mask)
         return ids, mask, jnp.ones((ids.shape[0], 1), bool)

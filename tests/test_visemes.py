@@ -122,3 +122,19 @@ def test_lipreader_reads_viseme_runs_of_the_unit_posteriors():
     # first run averages frames 0, 1, 3 (frame 2 is silence).
     np.testing.assert_allclose(first, np.asarray(reads[0, [0, 1, 3]].mean(0)), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_viseme_mix_needs_phoneme_units():
+    import pytest
+
+    from lipjax.tasks.lmdecoder import unit_input
+    from lipjax.tasks.text import TextSettings
+    from lipjax.units.targets import UnitTargets
+
+    settings = TextSettings(units=UnitTargets("acoustic", True), ctc_weight=0.3,
+                            label_smoothing=0.1, token_dropout=0.0, beam_size=1,
+                            decode_ctc_weight=0.3, length_penalty=0.0, max_decode_len=0,
+                            viseme_mix=0.5)
+    batch = {"dedup_units": np.ones((2, 3), np.int32), "dedup_units_mask": np.ones((2, 3), bool)}
+    with pytest.raises(ValueError, match="viseme_mix"):
+        unit_input(batch, settings, jax.random.key(0))

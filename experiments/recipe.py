@@ -287,7 +287,7 @@ def memory_attention(recipe: Recipe, lang: str, method: str = "memory") -> dict[
     slot is its phone's group."""
     config = recipe.stage3_config(lang, method)
     model, _ = best_model(config, recipe.run_dir("finetune", lang, method))
-    slot_of, slot_names = np.arange(1 << 16), None  # phone id -> slot: itself
+    slot_of, slot_names = None, None  # phone id -> slot: itself, or its viseme group
     if config.model.get("memory_units", "units") == "visemes":
         from lipjax.models import visemes
 
@@ -299,7 +299,8 @@ def memory_attention(recipe: Recipe, lang: str, method: str = "memory") -> dict[
         weights = np.asarray(read(model, batch["video"], batch["video_mask"]))  # (B, T, K)
         frame_mask = np.asarray(batch["video_mask"]) & np.asarray(batch["valid"])[:, None]
         phones = np.asarray(batch.get("frame_phonemes", np.zeros(frame_mask.shape, np.int32)))
-        phones = slot_of[phones]  # the slot of each frame's phone (0: silence in both)
+        if slot_of is not None:
+            phones = slot_of[phones]  # the group of each frame's phone (0: silence in both)
         if first is None:
             n = int(frame_mask[0].sum())
             first = {"weights": weights[0, :n], "frame_units": phones[0, :n].tolist(),

@@ -106,7 +106,10 @@ class MemoryRead(nnx.Module):
 
     def __call__(self, states: jax.Array, memory: jax.Array,
                  unit_logits: jax.Array | None = None) -> jax.Array:
-        w = self.weights(states, memory, unit_logits)
+        return self.read(self.weights(states, memory, unit_logits), states, memory)
+
+    def read(self, w: jax.Array, states: jax.Array, memory: jax.Array) -> jax.Array:
+        """The read for given `weights` (B, heads, T, K), plus the visual residual."""
         values = memory.astype(jnp.float32).reshape(memory.shape[0], self.heads, self.head_dim)
         read = jnp.einsum("bhtk,khd->bthd", w, values).reshape(states.shape)
         read = read.astype(states.dtype)
@@ -148,9 +151,12 @@ class LipReader(nnx.Module):
             logits = jnp.log(probs @ jnp.asarray(viseme_groups.membership()) + 1e-30)
         return lm.viseme_memory(), logits
 
-    def read_memory(self, states: jax.Array, code: str) -> jax.Array:
-        """Visual states → language `code`'s memory read (the LMDecoder's input space)."""
-        return self.memory_read(states, *self._read_inputs(states, code))
+    def read_memory(self, states: jax.Array, code: str) -> tuple[jax.Array, jax.Array]:
+        """Visual states → (language `code`'s memory read (the LMDecoder's input space), the
+        read's weights (B, heads, T, slots))."""
+        memory, logits = self._read_inputs(states, code)
+        weights = self.memory_read.weights(states, memory, logits)
+        return self.memory_read.read(weights, states, memory), weights
 
     def encode(self, video: jax.Array, mask: jax.Array, language: jax.Array,
                ) -> tuple[jax.Array, jax.Array]:
@@ -159,23 +165,20 @@ class LipReader(nnx.Module):
         if self.memory_read is not None:
             codes = self.decoders.codes
             position = None if len(codes) == 1 else language_positions(language, codes)
-            reads = [self.read_memory(states, c) for c in codes]
+            reads, weights = zip(*(self.read_memory(states, c) for c in codes), strict=True)
+            states = select(list(reads), position)
             if self.memory_units == "visemes":
                 # As stage 2's viseme sequences: one input per run of frames that read one
                 # group most (silence dropped), the mean of the run's reads.
-                runs = [self._runs(states, c, mask) for c in codes]
-                index, count = (select([r[i] for r in runs], position) for i in (0, 1))
-                states, mask = viseme_groups.run_means(select(reads, position), index, count)
-            else:
-                states = select(reads, position)
+                index, count = self._runs(select(list(weights), position), mask)
+                states, mask = viseme_groups.run_means(states, index, count)
         return self.decoders.encode(states, mask, language), mask
 
-    def _runs(self, states: jax.Array, code: str,
-              mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    @staticmethod
+    def _runs(weights: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(run index (B, T), runs (B,)) of the frames' most-read viseme group; a clip read as
         silence throughout keeps its silent frames (every clip gives the decoder an input)."""
-        groups = self.memory_read.weights(states, *self._read_inputs(states, code))
-        groups = jnp.argmax(groups.mean(axis=1), axis=-1)
+        groups = jnp.argmax(weights.mean(axis=1), axis=-1)
         valid = mask & (groups != viseme_groups.SILENCE_GROUP)
         valid = jnp.where(valid.any(axis=1, keepdims=True), valid, mask)
         return viseme_groups.runs(groups, valid)

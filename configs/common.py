@@ -113,6 +113,7 @@ def train_config(args: ml_collections.ConfigDict, num_steps: dict[str, int], *,
         "log_every": {"tiny": 1, "small": 10, "base": 100}[v],
         "eval_every": every,
         "eval_split": "validation",
+        "eval_at_start": False,  # also evaluate (and keep) the step-0 weights: see finetune.py
         "eval_batches": 0,  # 0 = the whole split
         "checkpoint_every": every,
         "keep": 2 if v != "base" else 3,

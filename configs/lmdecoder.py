@@ -51,6 +51,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # of stage 3's model.memory_units="visemes").
         "frame_mix": 0.0,
         "viseme_mix": 0.0,
+        # Share of the viseme sequences' groups replaced, dropped or added at random
+        # (lipjax/models/visemes.corrupt): stage 1's kinds of error.
+        "viseme_noise": 0.0,
     })
     config.decoding = ml_collections.ConfigDict({  # joint CTC/attention beam search
         "beam_size": 10,

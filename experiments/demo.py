@@ -42,7 +42,7 @@ STAGES = ("units_pretrain", "lmdecoder", "finetune")
 # low-resource languages' few clips.
 PRESETS = {
     "demo": {"steps": {}, "corpus_scale": 1, "methods": ("posterior", "scratch")},
-    "reproduce": {"steps": {"units_pretrain": 1000, "lmdecoder": 1500, "finetune": 150},
+    "reproduce": {"steps": {"units_pretrain": 1500, "lmdecoder": 1500, "finetune": 150},
                   "corpus_scale": 2, "methods": METHODS},
 }
 

@@ -258,3 +258,10 @@ def test_lmdecoder_frame_mix_gives_frame_phones():
     groups, group_mask = (np.asarray(a) for a in viseme_groups.viseme_sequence(
         batch["phoneme_ids"], batch["phoneme_mask"]))
     assert (ids2[visemes, :4] == groups[0]).all() and (mask2[visemes, :4] == group_mask[0]).all()
+    # viseme_noise: the viseme rows, and only they, get stage 1's kinds of error.
+    noisy = dataclasses.replace(both, viseme_noise=0.9)
+    ids3, mask3, visemes3 = (np.asarray(a) for a in unit_input(batch, noisy, jax.random.key(0)))
+    assert (visemes3[:, 0] == visemes).all()
+    np.testing.assert_array_equal(ids3[~visemes], ids2[~visemes])
+    changed = ((ids3[visemes] != ids2[visemes]) | (mask3[visemes] != mask2[visemes])).any(1)
+    assert changed.mean() > 0.5

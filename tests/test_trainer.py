@@ -113,6 +113,23 @@ def test_smoke_two_steps(data_dir, tmp_path):
     assert (tmp_path / "config.json").is_file() and any((tmp_path / "tb").iterdir())
 
 
+def test_eval_at_start_keeps_the_step0_weights_as_a_candidate(data_dir, tmp_path):
+    """train.eval_at_start: the weights the run starts from are evaluated and checkpointed at
+    step 0 (so that selection on validation can prefer them); a resumed run does not repeat it."""
+    config = _config(data_dir, 2, eval_every=2, eval_batches=1, eval_at_start=True, keep=3,
+                     checkpoint_every=2)
+    train(config, str(tmp_path))
+    assert [r["step"] for r in read_metrics(str(tmp_path), "eval")] == [0, 2]
+    assert _checkpoint_steps(tmp_path) == [0, 2]
+    start, end = restore_params(str(tmp_path), 0), restore_params(str(tmp_path), 2)
+    assert int(restore_state_numpy(str(tmp_path), 0)["step"]) == 0
+    moved = jax.tree.leaves(jax.tree.map(lambda a, b: bool((a != b).any()), start, end))
+    assert any(moved)  # step 0 holds the starting weights, not the trained ones
+    config.train.num_steps = 4
+    train(config, str(tmp_path))
+    assert [r["step"] for r in read_metrics(str(tmp_path), "eval")] == [0, 2, 4]
+
+
 @pytest.mark.slow
 def test_resume_is_exact(data_dir, tmp_path):
     """4 steps straight == 2 steps, stop, resume to 4: same per-step losses, same final state.

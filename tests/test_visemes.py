@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lipjax import metrics
 from lipjax.models import visemes
 from lipjax.models.lmdecoder import LMDecoder
 from lipjax.synth import visemes as synth_visemes
@@ -138,3 +139,33 @@ def test_viseme_mix_needs_phoneme_units():
     batch = {"dedup_units": np.ones((2, 3), np.int32), "dedup_units_mask": np.ones((2, 3), bool)}
     with pytest.raises(ValueError, match="viseme_mix"):
         unit_input(batch, settings, jax.random.key(0))
+
+
+def test_corrupt_keeps_sequences_well_formed_and_errs_at_its_rate():
+    _, names = visemes.group_ids()
+    word = names.index(f"<{phonemes.WORD}>")
+    b, t, n = 64, 40, 30  # n real groups per row, room for insertions
+    rng = np.random.default_rng(0)
+    real = [g for g in range(len(names)) if g not in (visemes.SILENCE_GROUP, word)]
+    groups = jnp.asarray(np.pad(rng.choice(real, (b, n)), ((0, 0), (0, t - n))), jnp.int32)
+    mask = jnp.arange(t)[None] < n
+    same, same_mask = visemes.corrupt(groups, mask, 0.0, jax.random.key(0))
+    np.testing.assert_array_equal(same, groups)
+    np.testing.assert_array_equal(same_mask, jnp.broadcast_to(mask, (b, t)))
+    out, out_mask = (np.asarray(x) for x in visemes.corrupt(groups, mask, 0.3,
+                                                             jax.random.key(1)))
+    lengths = out_mask.sum(1)
+    assert (lengths >= 1).all()
+    np.testing.assert_array_equal(out_mask, np.arange(t)[None] < lengths[:, None])  # left-aligned
+    assert not np.isin(out[out_mask], [visemes.SILENCE_GROUP, word]).any()
+    assert (out[~out_mask] == 0).all()
+    # Deletions and insertions are equally likely: the mean length stays near n (each row's
+    # length is n + Binomial-like noise with sd ≈ sqrt(n · 0.2) ≈ 2.4; the mean of 64 rows
+    # within 4 sd of its own spread, 4 · 2.4 / 8 = 1.2).
+    assert abs(lengths.mean() - n) < 1.2
+    # Edits: 30 % of the groups, a little less as an edit distance (a deletion beside an
+    # insertion counts once; a random group may be the same one). The rate over 64 · 30
+    # groups has sd ≈ sqrt(0.3 · 0.7 / 1920) ≈ 0.01.
+    edits = sum(metrics.edit_distance(list(np.asarray(groups)[r, :n]),
+                                      list(out[r, :lengths[r]])) for r in range(b))
+    assert 0.2 < edits / (b * n) < 0.33

@@ -103,3 +103,32 @@ def run_means(x: jax.Array, index: jax.Array, count: jax.Array) -> tuple[jax.Arr
     counts = jnp.zeros((b, t), jnp.float32).at[rows, index].add(1.0, mode="drop")
     mask = jnp.arange(t)[None] < count[:, None]
     return (sums / jnp.maximum(counts, 1.0)[..., None]).astype(x.dtype), mask
+
+
+def corrupt(groups: jax.Array, mask: jax.Array, rate: float, key: jax.Array,
+            ) -> tuple[jax.Array, jax.Array]:
+    """Viseme sequences (`viseme_sequence`) with a lip reader's kinds of error: each group is
+    replaced by a random one, dropped, or followed by a random extra one, each with
+    probability rate / 3, left-aligned again (a sequence that grows past the width loses its
+    tail). Stage 2 (config loss.viseme_noise) trains on them so that the LMDecoder reads
+    the imperfect sequences stage 1's unit head gives in stage 3."""
+    _, names = group_ids()
+    word = names.index(f"<{phonemes.WORD}>")
+    choices = jnp.asarray([g for g in range(len(names)) if g not in (SILENCE_GROUP, word)])
+    k_kind, k_sub, k_ins = jax.random.split(key, 3)
+    b, t = groups.shape
+    draw = jax.random.uniform(k_kind, (b, t))
+    p = rate / 3
+    substitute, delete, insert = draw < p, (draw >= p) & (draw < 2 * p), (draw >= 2 * p) & (
+        draw < 3 * p)
+    random_group = lambda k: choices[jax.random.randint(k, (b, t), 0, choices.shape[0])]
+    kept = mask & ~(delete & (jnp.arange(t)[None] > 0))  # never an empty sequence
+    extra = kept & insert
+    width = kept.astype(jnp.int32) + extra.astype(jnp.int32)  # tokens each position emits
+    start = jnp.cumsum(width, axis=1) - width
+    rows = jnp.arange(b)[:, None]
+    out = jnp.zeros_like(groups)
+    out = out.at[rows, jnp.where(kept, start, t)].set(
+        jnp.where(substitute, random_group(k_sub), groups), mode="drop")
+    out = out.at[rows, jnp.where(extra, start + 1, t)].set(random_group(k_ins), mode="drop")
+    return out, jnp.arange(t)[None] < width.sum(axis=1, keepdims=True)

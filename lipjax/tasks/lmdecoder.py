@@ -45,7 +45,9 @@ def unit_input(batch: dict[str, jax.Array], settings: TextSettings,
     phone sequences read the exact frame phones of the it test clips at WER 104 % against 75 %
     for their sequence, small, 400 steps), or with probability loss.viseme_mix as its viseme
     sequence (lipjax/models/visemes.py: what lips can show, the input of stage 3's
-    model.memory_units="visemes"). A form with probability 1 applies in evaluation too."""
+    model.memory_units="visemes"), with loss.viseme_noise of its groups replaced, dropped or
+    added at random (`visemes.corrupt`: stage 1's errors). A form with probability 1 applies in
+    evaluation too, without noise."""
     ids, mask = (batch[k] for k in settings.units.lmdecoder_keys)
     p_frames, p_visemes = settings.frame_mix, settings.viseme_mix
     if p_visemes > 0 and settings.units.kind != "phoneme":
@@ -57,11 +59,15 @@ def unit_input(batch: dict[str, jax.Array], settings: TextSettings,
         return ids, mask, jnp.ones((ids.shape[0], 1), bool)
     if key is None or p_frames + p_visemes <= 0:
         return ids, mask, None
+    key, noise_key = jax.random.split(key)
     draw = jax.random.uniform(key, (ids.shape[0], 1))
     as_frames = draw < p_frames
     as_visemes = (draw >= p_frames) & (draw < p_frames + p_visemes)
     if p_visemes > 0:
         groups, group_mask = viseme_groups.viseme_sequence(ids, mask)
+        if settings.viseme_noise > 0:
+            groups, group_mask = viseme_groups.corrupt(groups, group_mask,
+                                                       settings.viseme_noise, noise_key)
         ids, mask = jnp.where(as_visemes, groups, ids), jnp.where(as_visemes, group_mask, mask)
     if p_frames > 0 and "frame_phonemes" in batch:
         frames, frame_mask = batch["frame_phonemes"], batch["frame_mask"]

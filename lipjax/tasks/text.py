@@ -42,6 +42,7 @@ class TextSettings:
     max_decode_len: int
     frame_mix: float = 0.0
     viseme_mix: float = 0.0
+    viseme_noise: float = 0.0
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> TextSettings:
@@ -55,7 +56,8 @@ class TextSettings:
                    length_penalty=float(dec.length_penalty),
                    max_decode_len=int(dec.max_decode_len),
                    frame_mix=float(loss.get("frame_mix", 0.0)),
-                   viseme_mix=float(loss.get("viseme_mix", 0.0)))
+                   viseme_mix=float(loss.get("viseme_mix", 0.0)),
+                   viseme_noise=float(loss.get("viseme_noise", 0.0)))
 
     def decode_len(self, frames: int) -> int:
         """Longest hypothesis: config decoding.max_decode_len, 0 = as many as input frames."""

@@ -207,6 +207,23 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     f"loss is {loss} at step {at_step} (config {config.task}, workdir {workdir});"
                     f" stopped without saving this state; last checkpoint: {ckpt.latest_step()}")
 
+        def run_eval(at_step: int) -> dict[str, float]:
+            nonlocal eval_loader
+            if eval_loader is None:
+                eval_loader = make_loader(config.data, tcfg.get("eval_split", "validation"),
+                                          train=False, seed=config.seed, mesh=mesh)
+            scores = evaluate(task, model, eval_step, config, mesh, eval_loader)
+            writer.write(at_step, scores, "eval")
+            progress.write(f"step {at_step} eval: " + ", ".join(
+                f"{k}={v:.4g}" for k, v in sorted(scores.items())))
+            return scores
+
+        if step == 0 and eval_every and tcfg.get("eval_at_start", False):
+            # The loaded (pretrained) weights are a candidate too: with few clips, training
+            # can end worse than it started, and selection on validation should see that.
+            last_eval = run_eval(0)
+            ckpt.save(0, checkpoint_tree(model, optimizer, rngs, 0), loader, metrics=last_eval)
+
         _set_mode(model, train=True)
         try:
             while step < num_steps:
@@ -237,13 +254,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 evaluated = False
                 if eval_every and (step % eval_every == 0 or step == num_steps):
                     check_finite(*pending)
-                    if eval_loader is None:
-                        eval_loader = make_loader(config.data, tcfg.get("eval_split", "validation"),
-                                                  train=False, seed=config.seed, mesh=mesh)
-                    last_eval = evaluate(task, model, eval_step, config, mesh, eval_loader)
-                    writer.write(step, last_eval, "eval")
-                    progress.write(f"step {step} eval: " + ", ".join(
-                        f"{k}={v:.4g}" for k, v in sorted(last_eval.items())))
+                    last_eval = run_eval(step)
                     evaluated = True
 
                 preempted = stop["signal"] is not None

@@ -41,9 +41,10 @@ STAGES = ("units_pretrain", "lmdecoder", "finetune")
 # of the builder's demo sizes (validation and test keep theirs). Stage 3 always trains on the
 # low-resource languages' few clips.
 PRESETS = {
-    "demo": {"steps": {}, "corpus_scale": 1, "methods": ("posterior", "scratch")},
+    "demo": {"steps": {}, "corpus_scale": 1, "methods": ("posterior", "scratch"),
+             "stage3_evals": 2},
     "reproduce": {"steps": {"units_pretrain": 1500, "lmdecoder": 1500, "finetune": 150},
-                  "corpus_scale": 2, "methods": METHODS},
+                  "corpus_scale": 2, "methods": METHODS, "stage3_evals": 6},
 }
 
 
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     recipe = Recipe(data_dir=args.data_dir, workdir=args.workdir, variant=args.variant,
                     units=args.units, steps={**preset["steps"], **parse_steps(args.steps)},
-                    batch_size=args.batch_size, beam_size=args.beam_size, methods=methods)
+                    batch_size=args.batch_size, beam_size=args.beam_size, methods=methods,
+                    stage3_evals=preset["stage3_evals"])
     t = time.time()
     done = run_jobs(recipe.jobs(), workers=args.workers,
                     log_dir=os.path.join(recipe.runs_dir, "logs"),

@@ -55,7 +55,9 @@ FINETUNE_LR = 3e-4  # for PRETRAINED_METHODS, chosen on the it validation split
 class Recipe:
     """Where and at what size the recipe runs. `steps` overrides each stage's step count
     (keys "units_pretrain", "lmdecoder", "finetune"); `lid_weight` is the weight of the
-    low-resource languages' clips in the stage-1 mix (they are there for the LID head)."""
+    low-resource languages' clips in the stage-1 mix (they are there for the LID head);
+    `stage3_evals` how many times each stage-3 run is evaluated on validation (and
+    checkpointed) after its start."""
 
     data_dir: str
     workdir: str
@@ -66,6 +68,7 @@ class Recipe:
     beam_size: int = 5
     lid_weight: float = 1.0
     methods: tuple[str, ...] = METHODS
+    stage3_evals: int = 6
 
     @property
     def runs_dir(self) -> str:
@@ -113,10 +116,11 @@ class Recipe:
                                                   runs_dir=self.runs_dir,
                                                   steps=self.steps.get("finetune", 0)))
         config.decoding.beam_size = self.beam_size
-        # Six validation points, each kept as a checkpoint, beside the loaded weights (step 0):
-        # on 120 clips the best point comes early or not at all.
+        # `stage3_evals` validation points, each kept as a checkpoint, beside the loaded
+        # weights (step 0): on 120 clips the best point comes early or not at all.
         steps = config.train.num_steps
-        config.train.eval_every = config.train.checkpoint_every = max(steps // 6, 1)
+        every = max(steps // self.stage3_evals, 1)
+        config.train.eval_every = config.train.checkpoint_every = every
         if method in PRETRAINED_METHODS:
             # Stages 1 and 2 already make a lip reader: fine-tune what comes after the visual
             # encoder and unit head, gently. Training everything at 1e-3 took the posterior

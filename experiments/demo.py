@@ -11,7 +11,7 @@ stage 1 → stage 2 (it, pt) → stage 3 (it, pt × the methods of experiments/r
 test-split scores → results.md, results.json, learning_curves.png and one
 memory_attention_<method>.png per memory-reading method in --workdir. `--preset` picks the
 size: `demo` (minutes on 2 CPU cores, shows the recipe working) or `reproduce` (the size that
-answers the paper's question, about two hours on 2 cores). `--corpus_only` stops after the
+answers the paper's question, about an hour on 2 cores). `--corpus_only` stops after the
 preview. See experiments/recipe.py for what each stage is.
 """
 

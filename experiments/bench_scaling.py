@@ -2,7 +2,10 @@
 (jax.distributed, gloo), each process pinned to its own core with one CPU device and the same
 per-process batch. The ratio (2-process clips/s per process / 1-process clips/s) measures what
 running several processes costs: the gradient all-reduce, the shape-agreement collective of
-`lipjax.data.sharding.to_global`, and synchronisation. Goal: >= 90 %.
+`lipjax.data.sharding.to_global`, and synchronisation. Goal: >= 90 %. A third run, two
+independent 1-process runs side by side (one per core, no jax.distributed), separates what the
+hardware costs when both cores work (shared caches, memory bandwidth, clock) from what the
+processes' collectives cost.
 
     python -m experiments.bench_scaling [--steps 20] [--warmup 3] [--batch 4] [--frames 32]
         [--task units_pretrain] [--variant tiny] [--set model.norm=group] [--json out.json]
@@ -56,7 +59,7 @@ def worker(args: argparse.Namespace) -> None:
         short = random_batch(args.batch, args.frames - 8, config, seed=args.pid)
         step_times, agree_times = [], []
         for i in range(args.warmup + args.steps):
-            host = short if (args.pid == 1 and i % 2) else full
+            host = short if (args.pid == 1 and args.nproc > 1 and i % 2) else full
             t0 = time.perf_counter()
             agreed = sharding.agree_shapes(host)
             t1 = time.perf_counter()
@@ -75,7 +78,10 @@ def worker(args: argparse.Namespace) -> None:
         jax.distributed.shutdown()
 
 
-def run(nproc: int, args: argparse.Namespace, tmp: str) -> list[dict]:
+def run(nproc: int, args: argparse.Namespace, tmp: str, independent: bool = False,
+        ) -> list[dict]:
+    """`nproc` workers on their own cores: one jax.distributed job, or with `independent` as
+    many separate 1-process jobs at the same time."""
     import portpicker
 
     port = portpicker.pick_unused_port()
@@ -86,9 +92,10 @@ def run(nproc: int, args: argparse.Namespace, tmp: str) -> list[dict]:
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
     for pid in range(nproc):
-        outs.append(os.path.join(tmp, f"{nproc}_{pid}.json"))
+        outs.append(os.path.join(tmp, f"{nproc}_{pid}{'_independent' * independent}.json"))
         cmd = [sys.executable, "-m", "experiments.bench_scaling", "--worker", "--pid", str(pid),
-               "--nproc", str(nproc), "--port", str(port), "--core", str(cores[pid]),
+               "--nproc", str(1 if independent else nproc), "--port", str(port),
+               "--core", str(cores[pid]),
                "--out", outs[-1], "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--batch", str(args.batch), "--frames", str(args.frames), "--task", args.task,
                "--variant", args.variant] + [f"--set={item}" for item in args.set]
@@ -125,10 +132,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = run(1, args, tmp)
         two = run(2, args, tmp)
+        apart = run(2, args, tmp, independent=True)
     base = one[0]["clips_per_s"]
     per_process = statistics.mean(r["clips_per_s"] for r in two)
     summary = {"one_process_clips_s": base, "two_process_clips_s_per_process": per_process,
                "ratio": per_process / base, "step_s_1": one[0]["step_s"],
+               "independent_clips_s_per_process": statistics.mean(
+                   r["clips_per_s"] for r in apart),
+               "step_s_independent": max(r["step_s"] for r in apart),
+               "ratio_independent": statistics.mean(r["clips_per_s"] for r in apart) / base,
                "step_s_2": max(r["step_s"] for r in two),
                "agree_ms_2": max(r["agree_ms"] for r in two),
                "config": f"{args.task}:{args.variant}, {args.batch} clips x {args.frames} "

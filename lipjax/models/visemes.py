@@ -65,6 +65,15 @@ def mean_matrix() -> np.ndarray:
 SILENCE_GROUP = 0  # the blank/silence unit's group (`group_ids` numbers it first)
 
 
+@functools.cache
+def shown_groups() -> np.ndarray:
+    """Ids of the groups lips show: all but silence and the word boundary (which
+    `viseme_sequence` drops)."""
+    _, names = group_ids()
+    hidden = (SILENCE_GROUP, names.index(f"<{phonemes.WORD}>"))
+    return np.asarray([g for g in range(len(names)) if g not in hidden], np.int32)
+
+
 def runs(groups: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Runs of one group along axis 1 of (B, T) `groups`, over the `valid` positions only (a run
     continues across invalid ones, as lips show p-silence-b as one closure): (run index of each
@@ -83,10 +92,8 @@ def viseme_sequence(units: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.A
     """(B, L) unit ids → (group ids (B, L) left-aligned, mask): each unit's viseme group,
     silence and word boundaries dropped, runs of one group merged (metrics.to_visemes in
     ids): the phone sequence as lips show it."""
-    ids, names = group_ids()
-    groups = jnp.asarray(ids)[units]
-    word = names.index(f"<{phonemes.WORD}>")
-    valid = mask & (groups != SILENCE_GROUP) & (groups != word)
+    groups = jnp.asarray(group_ids()[0])[units]
+    valid = mask & jnp.isin(groups, shown_groups())
     index, count = runs(groups, valid)
     b, t = groups.shape
     out = jnp.zeros_like(groups).at[jnp.arange(b)[:, None], index].set(groups, mode="drop")
@@ -112,15 +119,11 @@ def corrupt(groups: jax.Array, mask: jax.Array, rate: float, key: jax.Array,
     probability rate / 3, left-aligned again (a sequence that grows past the width loses its
     tail). Stage 2 (config loss.viseme_noise) trains on them so that the LMDecoder reads
     the imperfect sequences stage 1's unit head gives in stage 3."""
-    _, names = group_ids()
-    word = names.index(f"<{phonemes.WORD}>")
-    choices = jnp.asarray([g for g in range(len(names)) if g not in (SILENCE_GROUP, word)])
+    choices = jnp.asarray(shown_groups())
     k_kind, k_sub, k_ins = jax.random.split(key, 3)
     b, t = groups.shape
-    draw = jax.random.uniform(k_kind, (b, t))
-    p = rate / 3
-    substitute, delete, insert = draw < p, (draw >= p) & (draw < 2 * p), (draw >= 2 * p) & (
-        draw < 3 * p)
+    u, p = jax.random.uniform(k_kind, (b, t)), rate / 3  # each kind with probability p
+    substitute, delete, insert = ((u >= i * p) & (u < (i + 1) * p) for i in range(3))
     random_group = lambda k: choices[jax.random.randint(k, (b, t), 0, choices.shape[0])]
     kept = mask & ~(delete & (jnp.arange(t)[None] > 0))  # never an empty sequence
     extra = kept & insert

@@ -70,7 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     })
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 3e-4}[v],
                                        warmup_steps={"tiny": 1, "small": 10, "base": 1000}[v])
-    config.train = common.train_config(args, {"tiny": 4, "small": 60, "base": 20_000},
+    config.train = common.train_config(args, {"tiny": 4, "small": 40, "base": 20_000},
                                        best_metric="wer")
     # The loaded weights compete with the fine-tuned ones on validation: on 120 clips
     # fine-tuning can end worse than it starts (reproduce, it, posterior read: validation

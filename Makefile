@@ -29,7 +29,7 @@ espeak:
 demo: $(STAMP) espeak
 	$(PY) -m experiments.demo --data_dir $(DATA_DIR) --workdir $(DEMO_DIR)
 
-# The recipe larger: 2x corpus, 1,000 / 1,500 / 150 steps, every stage-3 method (resumable: run
+# The recipe larger: 2x corpus, 2,000 / 1,500 / 150 steps, every stage-3 method (resumable: run
 # it again after an interruption).
 reproduce: $(STAMP) espeak
 	$(PY) -m experiments.demo --preset reproduce --data_dir $(REPRODUCE_DIR)/data \

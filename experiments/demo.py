@@ -43,7 +43,7 @@ STAGES = ("units_pretrain", "lmdecoder", "finetune")
 PRESETS = {
     "demo": {"steps": {}, "corpus_scale": 1, "methods": ("posterior", "scratch"),
              "stage3_evals": 2},
-    "reproduce": {"steps": {"units_pretrain": 1500, "lmdecoder": 1500, "finetune": 150},
+    "reproduce": {"steps": {"units_pretrain": 2000, "lmdecoder": 1500, "finetune": 150},
                   "corpus_scale": 2, "methods": METHODS, "stage3_evals": 6},
 }
 

@@ -9,6 +9,11 @@ two forms, phones and visemes (`lipjax.metrics.to_visemes`), and scores it on a 
 the viseme score says what the `LID ≥ 95 %` target asks of a model that reads visemes
 perfectly. By default it trains on the clips stage 1 sees (the video configs); `--with_audio`
 adds the low-resource languages' audio-text sentences (more text, same languages).
+
+With `--workdir` (a recipe run's directory, e.g. out/reproduce) it also scores the run's stage 1:
+its language-ID head, and the same classifier trained and scored on stage 1's own viseme reads
+(its decoded units of the train and held-out clips), which tells whether the head or the reads
+limit stage 1's language ID.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from data_builders.synthetic_lips import HIGH_RESOURCE, LANGUAGES, LOW_RESOURCE
+from lipjax import languages
 from lipjax.metrics import to_visemes
 
 Doc = tuple[str, ...]
@@ -86,17 +92,57 @@ def load(data_dir: str, split: str, with_audio: bool = False,
     return phones, visemes, labels
 
 
+def stage1_reads(data_dir: str, workdir: str, split: str,
+                 ) -> tuple[list[Doc], list[int], list[int]]:
+    """(viseme reads, language labels, LID-head predictions) of the recipe's stage-1 run in
+    `workdir` (its best checkpoint) on `split` of the five languages' video clips."""
+    import jax
+
+    from experiments.recipe import Recipe, best_model
+    from lipjax.data.pipeline import make_loader
+    from lipjax.tasks import get_task
+    from lipjax.tasks.common import valid_rows
+    from lipjax.train import mesh as mesh_lib
+    from lipjax.train.step import make_eval_step
+    from lipjax.train.trainer import eval_outputs
+    from lipjax.units.phonemes import load_inventory
+
+    recipe = Recipe(data_dir=data_dir, workdir=workdir)
+    config = recipe.stage1_config()
+    task = get_task(config.task)
+    model, _ = best_model(config, recipe.run_dir("units_pretrain"))
+    mesh = mesh_lib.make_mesh(config.train.get("mesh", None))
+    loader = make_loader(config.data, split, train=False, seed=config.seed, mesh=mesh)
+    with jax.set_mesh(mesh):
+        outputs, batches = eval_outputs(model, make_eval_step(task, task.settings(config)),
+                                        config, mesh, loader)
+    inventory = load_inventory()
+    # Registry indices (the model's and the batches' labels) → positions in LANGUAGES.
+    position = {languages.index(code): i for i, code in enumerate(LANGUAGES)}
+    reads, labels, head = [], [], []
+    for out, batch in zip(outputs, batches, strict=True):
+        for i in np.flatnonzero(valid_rows(batch)):
+            units = [int(u) for u in out["units"][i][:int(out["units_len"][i])]]
+            reads.append(tuple(to_visemes([p for p in inventory.decode(units) if p != "|"])))
+            labels.append(position[int(batch["language"][i])])
+            head.append(position.get(int(out["lid"][i]), -1))
+    return reads, labels, head
+
+
+def _row(pred: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    row = {"all": 100 * float((pred == labels).mean())}
+    for label, lang in enumerate(LANGUAGES):
+        row[lang] = 100 * float((pred[labels == label] == label).mean())
+    return row
+
+
 def accuracy_table(train: tuple, held_out: tuple, order: int = 3) -> dict[str, dict[str, float]]:
     """{form: {"all": accuracy, lang: accuracy}} in %, for forms phones and visemes."""
     result = {}
     labels = np.asarray(held_out[2])
     for form, index in (("phones", 0), ("visemes", 1)):
         model = NaiveBayes(order).fit(train[index], train[2])
-        pred = model.predict(held_out[index])
-        row = {"all": 100 * float((pred == labels).mean())}
-        for label, lang in enumerate(LANGUAGES):
-            row[lang] = 100 * float((pred[labels == label] == label).mean())
-        result[form] = row
+        result[form] = _row(model.predict(held_out[index]), labels)
     return result
 
 
@@ -106,10 +152,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--split", default="validation", choices=("validation", "test"))
     parser.add_argument("--with_audio", action="store_true")
     parser.add_argument("--order", type=int, default=3)
+    parser.add_argument("--workdir", default="", help="a recipe run: also score its stage 1")
     args = parser.parse_args(argv)
     train = load(args.data_dir, "train", args.with_audio)
     held_out = load(args.data_dir, args.split)
     table = accuracy_table(train, held_out, args.order)
+    if args.workdir:
+        reads, labels, _ = stage1_reads(args.data_dir, args.workdir, "train")
+        held_reads, held_labels, head = stage1_reads(args.data_dir, args.workdir, args.split)
+        model = NaiveBayes(args.order).fit(reads, labels)
+        table["stage-1 reads"] = _row(model.predict(held_reads), np.asarray(held_labels))
+        table["stage-1 LID head"] = _row(np.asarray(head), np.asarray(held_labels))
     print(f"LID from exact sequences, naive Bayes over 1-{args.order}-grams; train "
           f"{len(train[2])} sentences ({'+'.join(HIGH_RESOURCE + LOW_RESOURCE)} video"
           f"{' + it/pt audio' if args.with_audio else ''}), {args.split} {len(held_out[2])}")

@@ -21,7 +21,8 @@ data_dir; builder; batch_size; steps.
 With phoneme units, `--config.model.memory_units=visemes` reads the memory as viseme groups,
 one input per run of frames (lipreader.LipReader), for an LMDecoder trained with
 loss.viseme_mix > 0; the recipe (experiments/recipe.py) does so for `memory` and `posterior`,
-the latter with `--config.model.memory_residual=false`. `--config.optim.freeze` lists
+the latter with `--config.model.memory_residual=false` and
+`--config.model.memory_temperature=0.05` (near-hard posteriors). `--config.optim.freeze` lists
 parameter sub-trees to keep fixed (e.g. "('decoders',)").
 """
 

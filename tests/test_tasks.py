@@ -176,6 +176,14 @@ def test_lmdecoder_and_finetune_load_stages(data_dir, tmp_path):
     assert weights.shape == (B, 1, T, UNITS)
     # Both sides are one softmax of the same float32 logits: equal up to float32 rounding.
     np.testing.assert_allclose(weights[:, 0], jax.nn.softmax(logits, -1), rtol=1e-6, atol=1e-7)
+    # A temperature divides the logits: sharper weights, the same most-read slot.
+    model_p.memory_read.temperature = 0.1
+    sharp = model_p.memory_attention(batch["video"], batch["video_mask"], "es")
+    # 1/0.1 scales a logit's float32 rounding (~1e-6 at |logit| ~ 10) to ~1e-5 in the exponent.
+    np.testing.assert_allclose(sharp[:, 0], jax.nn.softmax(logits / 0.1, -1), rtol=1e-4,
+                               atol=1e-6)
+    assert (sharp.max(-1) >= weights.max(-1) - 1e-6).all()
+    model_p.memory_read.temperature = 1.0
     _, result, out, host = _run("finetune", config_p, with_outputs=True)
     refs, hyps = _texts(out, host, "tokens", data_dir)
     assert result["cer"] == pytest.approx(cer(refs, hyps))

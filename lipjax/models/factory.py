@@ -12,6 +12,7 @@ inventory size for phonemes, 100 for acoustic units), num_languages (0 = all reg
 languages (LMDecoder languages), text_vocab, memory_layers, decoder_layers,
 memory_addressing ("attention" | "posterior" | "none": how stage-3 visual states read the
 LMDecoder memory, see lipreader.MemoryRead), memory_heads (0 = heads), memory_residual,
+memory_temperature (posterior addressing: the unit head's softmax temperature),
 memory_units ("units" | "visemes": the memory's unit slots or their viseme groups, see
 lipreader.LipReader);
 train.dtype ("float32" | "bfloat16"), train.remat, train.remat_policy; and loss.lid_weight
@@ -49,6 +50,7 @@ DEFAULTS: dict[str, Any] = dict(
     phoneme_targets="sequence",
     num_languages=0, languages=("en",), text_vocab=1000,
     memory_addressing="attention", memory_heads=0, memory_residual=True, memory_units="units",
+    memory_temperature=1.0,
 )
 
 
@@ -155,7 +157,8 @@ def lipreader(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LipReader:
         # 0 = as many heads as the encoder (a single learnt head can collapse on few clips).
         heads = get(config, "memory_heads") or get(config, "heads")
         read = MemoryRead(get(config, "dim"), heads, addressing=addressing,
-                          residual=get(config, "memory_residual"), dtype=dtype, rngs=rngs)
+                          residual=get(config, "memory_residual"),
+                          temperature=get(config, "memory_temperature"), dtype=dtype, rngs=rngs)
         if addressing == "posterior":
             head = unit_head(config, rngs)
     return LipReader(visual, language_decoders(config, rngs), read, head,

@@ -66,6 +66,9 @@ class MemoryRead(nnx.Module):
     - "posterior": one head whose weights are the stage-1 unit head's softmax over the K units
       (the unit vocabulary is the memory's), so a frame reads the embedding of the unit it
       shows.
+    `temperature` (posterior only) divides the unit head's logits before the softmax: below 1 the
+    read moves toward the one embedding of the most likely unit (or group), the hard input
+    stage 2 trained the LMDecoder on; the recipe chooses it on validation.
     `residual` adds a projection of the visual states to the read, initialised to the states
     scaled by 1/√dim (the scale of a unit embedding, which the memory encoder multiplies by
     √dim): training starts from the plain lip reader plus the read, so a read that is still
@@ -74,14 +77,19 @@ class MemoryRead(nnx.Module):
     """
 
     def __init__(self, dim: int, heads: int, *, addressing: str = "attention",
-                 residual: bool = True, dtype: Dtype = jnp.float32, rngs: nnx.Rngs) -> None:
+                 residual: bool = True, temperature: float = 1.0, dtype: Dtype = jnp.float32,
+                 rngs: nnx.Rngs) -> None:
         if addressing not in ADDRESSING:
             raise ValueError(f"config model.memory_addressing: expected one of {ADDRESSING}, "
                              f"found {addressing!r}")
         if dim % heads:
             raise ValueError(f"config model.memory_heads: dim {dim} is not divisible by "
                              f"{heads} heads")
+        if temperature <= 0:
+            raise ValueError(f"config model.memory_temperature: expected > 0, found "
+                             f"{temperature}")
         self.addressing = addressing
+        self.temperature = temperature
         self.heads = heads if addressing == "attention" else 1
         self.head_dim = dim // self.heads
         lin = lambda **kw: nnx.Linear(dim, dim, dtype=dtype, rngs=rngs, **kw)
@@ -97,7 +105,8 @@ class MemoryRead(nnx.Module):
             if unit_logits is None:
                 raise ValueError("MemoryRead(addressing='posterior') needs the unit head's "
                                  "logits")
-            return jax.nn.softmax(unit_logits.astype(jnp.float32), axis=-1)[:, None]
+            logits = unit_logits.astype(jnp.float32) / self.temperature
+            return jax.nn.softmax(logits, axis=-1)[:, None]
         split = lambda x: x.reshape(*x.shape[:-1], self.heads, self.head_dim)
         q = split(self.query(states)).astype(jnp.float32)
         k = split(self.key(memory.astype(states.dtype))).astype(jnp.float32)

@@ -28,6 +28,7 @@ import numpy as np
 from data_builders.synthetic_lips import HIGH_RESOURCE, LANGUAGES, LOW_RESOURCE
 from lipjax import languages
 from lipjax.metrics import to_visemes
+from lipjax.units import phonemes
 
 Doc = tuple[str, ...]
 
@@ -69,6 +70,11 @@ class NaiveBayes:
         return np.asarray(out)
 
 
+def without_words(phones: Sequence[str]) -> Doc:
+    """The phones without word boundaries (lips do not show them)."""
+    return tuple(p for p in phones if p != phonemes.WORD)
+
+
 def load(data_dir: str, split: str, with_audio: bool = False,
          ) -> tuple[list[Doc], list[Doc], list[int]]:
     """(phone docs, viseme docs, language labels) of one split: the video configs, plus the
@@ -85,7 +91,7 @@ def load(data_dir: str, split: str, with_audio: bool = False,
             for i in range(len(source)):
                 text = source[i]["phonemes"]
                 text = text.decode() if isinstance(text, bytes) else text
-                seq = tuple(p for p in text.split() if p != "|")
+                seq = without_words(text.split())
                 phones.append(seq)
                 visemes.append(tuple(to_visemes(seq)))
                 labels.append(label)
@@ -96,34 +102,18 @@ def stage1_reads(data_dir: str, workdir: str, split: str,
                  ) -> tuple[list[Doc], list[int], list[int]]:
     """(viseme reads, language labels, LID-head predictions) of the recipe's stage-1 run in
     `workdir` (its best checkpoint) on `split` of the five languages' video clips."""
-    import jax
-
-    from experiments.recipe import Recipe, best_model
-    from lipjax.data.pipeline import make_loader
-    from lipjax.tasks import get_task
+    from experiments.recipe import Recipe, stage1_outputs
     from lipjax.tasks.common import valid_rows
-    from lipjax.train import mesh as mesh_lib
-    from lipjax.train.step import make_eval_step
-    from lipjax.train.trainer import eval_outputs
-    from lipjax.units.phonemes import load_inventory
 
-    recipe = Recipe(data_dir=data_dir, workdir=workdir)
-    config = recipe.stage1_config()
-    task = get_task(config.task)
-    model, _ = best_model(config, recipe.run_dir("units_pretrain"))
-    mesh = mesh_lib.make_mesh(config.train.get("mesh", None))
-    loader = make_loader(config.data, split, train=False, seed=config.seed, mesh=mesh)
-    with jax.set_mesh(mesh):
-        outputs, batches = eval_outputs(model, make_eval_step(task, task.settings(config)),
-                                        config, mesh, loader)
-    inventory = load_inventory()
+    outputs, batches, _ = stage1_outputs(Recipe(data_dir=data_dir, workdir=workdir), split)
+    inventory = phonemes.load_inventory()
     # Registry indices (the model's and the batches' labels) → positions in LANGUAGES.
     position = {languages.index(code): i for i, code in enumerate(LANGUAGES)}
     reads, labels, head = [], [], []
     for out, batch in zip(outputs, batches, strict=True):
         for i in np.flatnonzero(valid_rows(batch)):
             units = [int(u) for u in out["units"][i][:int(out["units_len"][i])]]
-            reads.append(tuple(to_visemes([p for p in inventory.decode(units) if p != "|"])))
+            reads.append(tuple(to_visemes(without_words(inventory.decode(units)))))
             labels.append(position[int(batch["language"][i])])
             head.append(position.get(int(out["lid"][i]), -1))
     return reads, labels, head

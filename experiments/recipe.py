@@ -279,18 +279,27 @@ def model_scores(config: ml_collections.ConfigDict, model: nnx.Module, *, beam: 
     return scores
 
 
+def stage1_outputs(recipe: Recipe, split: str) -> tuple[list[dict], list[dict], int]:
+    """The stage-1 run's eval outputs (decoded units, LID) and host batches over `split` of the
+    five languages' clips, from its best checkpoint, and that checkpoint's step."""
+    config = recipe.stage1_config()
+    task = get_task(config.task)
+    model, step = best_model(config, recipe.run_dir("units_pretrain"))
+    mesh = mesh_lib.make_mesh(config.train.get("mesh", None))
+    loader = make_loader(config.data, split, train=False, seed=config.seed, mesh=mesh)
+    with jax.set_mesh(mesh):
+        outputs, batches = eval_outputs(model, make_eval_step(task, task.settings(config)),
+                                        config, mesh, loader)
+    return outputs, batches, step
+
+
 def stage1_scores(recipe: Recipe) -> dict[str, dict[str, float]]:
     """Stage-1 unit error rate and LID accuracy on each language's test split, and over the five
     languages together: one pass of the model over the mixed test split, scored per language
     by masking the other languages' rows."""
     config = recipe.stage1_config()
     task = get_task(config.task)
-    model, step = best_model(config, recipe.run_dir("units_pretrain"))
-    mesh = mesh_lib.make_mesh(config.train.get("mesh", None))
-    loader = make_loader(config.data, "test", train=False, seed=config.seed, mesh=mesh)
-    with jax.set_mesh(mesh):
-        outputs, batches = eval_outputs(model, make_eval_step(task, task.settings(config)),
-                                        config, mesh, loader)
+    outputs, batches, step = stage1_outputs(recipe, "test")
     out = {}
     for code in HIGH_RESOURCE + LOW_RESOURCE:
         only = [{**b, "valid": valid_rows(b) & (np.asarray(b["language"])

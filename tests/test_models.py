@@ -159,3 +159,30 @@ def test_stem_is_the_3d_convolution():
         dimension_numbers=("NDHWC", "DHWIO", "NDHWC"), precision="highest")
     got = fe.stem_conv(video)
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_conv_matches_grouped_convolution_and_numpy():
+    """The CPU lowering (shifted multiply-adds) computes what the grouped convolution (other
+    backends) and a float64 numpy reference compute, within float32 rounding of K-term sums."""
+    from lipjax.models.conformer import depthwise_conv1d
+
+    rng = np.random.default_rng(0)
+    b, t, c, k = 2, 11, 5, 7
+    x, w = rng.normal(size=(b, t, c)), rng.normal(size=(k, 1, c))
+    xp = np.pad(x, ((0, 0), (k // 2, k // 2), (0, 0)))
+    terms = np.stack([xp[:, i:i + t] * w[i, 0] for i in range(k)])
+    want, bound = terms.sum(0), k * np.finfo(np.float32).eps * np.abs(terms).sum(0)
+    x32, w32 = jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32)
+    got = np.asarray(depthwise_conv1d(x32, w32))
+    grouped = np.asarray(jax.lax.conv_general_dilated(
+        x32, w32, (1,), ((k // 2, k // 2),), dimension_numbers=("NWC", "WIO", "NWC"),
+        feature_group_count=c, precision="highest"))
+    assert np.all(np.abs(got - want) <= bound + 1e-30)
+    assert np.all(np.abs(grouped - want) <= bound + 1e-30)
+    # the gradient path too: d/dx of sum(y) is each frame's sum over the taps it meets
+    gx = np.asarray(jax.grad(lambda v: depthwise_conv1d(v, w32).sum())(x32))
+    ones = np.pad(np.ones((t,)), (k // 2, k // 2))
+    want_gx = np.stack([sum(ones[j + k - 1 - i] * w[i, 0] for i in range(k))
+                        for j in range(t)])[None].repeat(b, 0)
+    np.testing.assert_allclose(gx, want_gx, rtol=0, atol=k * 4 * np.finfo(np.float32).eps
+                               * np.abs(w).sum(0).max())

@@ -33,14 +33,50 @@ class FeedForward(nnx.Module):
         return self.dropout(self.down(self.dropout(nnx.swish(self.up(x)))))
 
 
+def depthwise_conv1d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Same-padded depthwise conv over time: x (B, T, C), kernel (K, 1, C) → (B, T, C).
+
+    On a CPU it is computed as K shifted multiply-adds, which XLA fuses into one loop: XLA:CPU's
+    grouped convolution took about 95 ms per Conformer layer (fwd + bwd, small, 8 × 75 frames)
+    against 6 for the shifted form. Other backends keep the grouped convolution (cuDNN's
+    depthwise kernels). Both compute the same sums (tests/test_conformer.py)."""
+    k = kernel.shape[0]
+    pad = ((0, 0), (k // 2, k // 2), (0, 0))
+
+    def shifted(x: jax.Array, kernel: jax.Array) -> jax.Array:
+        xp, t = jnp.pad(x, pad), x.shape[1]
+        return sum(xp[:, i:i + t] * kernel[i, 0] for i in range(k))
+
+    def grouped(x: jax.Array, kernel: jax.Array) -> jax.Array:
+        return jax.lax.conv_general_dilated(x, kernel, (1,), pad[1:2],
+                                            dimension_numbers=("NWC", "WIO", "NWC"),
+                                            feature_group_count=x.shape[-1])
+
+    return jax.lax.platform_dependent(x, kernel, cpu=shifted, default=grouped)
+
+
+class DepthwiseConv1D(nnx.Module):
+    """Depthwise conv over time with bias; parameters named and shaped as nnx.Conv's with
+    feature_group_count=dim (kernel (K, 1, dim), bias (dim,)), so checkpoints carry over."""
+
+    def __init__(self, dim: int, kernel: int, *, dtype: Dtype, rngs: nnx.Rngs) -> None:
+        self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (kernel, 1, dim)))
+        self.bias = nnx.Param(jnp.zeros((dim,)))
+        self.dtype = dtype
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dtype = self.dtype or x.dtype
+        y = depthwise_conv1d(x.astype(dtype), self.kernel[...].astype(dtype))
+        return y + self.bias[...].astype(dtype)
+
+
 class ConvModule(nnx.Module):
     """Conformer convolution module with a padding-safe depthwise conv."""
 
     def __init__(self, dim: int, kernel: int, dropout: float, norm: str, *, dtype: Dtype,
                  rngs: nnx.Rngs) -> None:
         self.pointwise1 = nnx.Linear(dim, 2 * dim, dtype=dtype, rngs=rngs)
-        self.depthwise = nnx.Conv(dim, dim, (kernel,), padding=((kernel // 2, kernel // 2),),
-                                  feature_group_count=dim, dtype=dtype, rngs=rngs)
+        self.depthwise = DepthwiseConv1D(dim, kernel, dtype=dtype, rngs=rngs)
         self.norm = MaskedNorm(dim, norm, dtype=dtype, rngs=rngs)
         self.pointwise2 = nnx.Linear(dim, dim, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)

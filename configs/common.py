@@ -1,7 +1,10 @@
 """Pieces shared by the three stage configs: argument parsing, sizes, data/optim/train blocks.
 
 A config argument is `VARIANT[,key=value,...]`, e.g. `tiny`, `base,lang=it,init=memory`,
-`small,data_dir=/data/lipjax`. VARIANT is tiny (seconds on a CPU, for tests), small (the CPU
+`small,data_dir=/data/lipjax`. Every stage takes `downsample=d`: the 96×96 mouths are averaged
+in d×d blocks and cropped to 88/d pixels (0, the default, is 2 for small and 1 otherwise; the
+demo reads 24×24 mouths, d = 4, where the front end costs a third of d = 2's). Stage 3 must use
+its stage 1's d. VARIANT is tiny (seconds on a CPU, for tests), small (the CPU
 demo: minutes on 2 cores) or base (auto_avsr sizes, for a GPU/TPU).
 """
 
@@ -67,6 +70,10 @@ def data_config(args: ml_collections.ConfigDict, sources: list[tuple[str, float]
                 train: bool = True) -> ml_collections.ConfigDict:
     """The `data` block read by lipjax/data/pipeline.py."""
     v = args.variant
+    downsample = args.get("downsample", 0) or (2 if v == "small" else 1)
+    if 88 % downsample:
+        raise ValueError(f"config argument downsample={downsample}: expected 1, 2, 4 or 8 "
+                         "(88-pixel crops of 96x96 mouths, averaged d x d)")
     return ml_collections.ConfigDict({
         "builder": args.get("builder", "synthetic_lips"),
         "data_dir": args.data_dir,
@@ -75,9 +82,10 @@ def data_config(args: ml_collections.ConfigDict, sources: list[tuple[str, float]
         "frame_buckets": FRAME_BUCKETS[v],
         "max_frames": FRAME_BUCKETS[v][-1],
         "token_bucket": TOKEN_BUCKET[v],
-        # small (the CPU demo) reads 48x48 mouths (96x96 averaged 2x2), cropped to 44.
-        "downsample": 2 if v == "small" else 1,
-        "crop": 44 if v == "small" else 88,
+        # small (the CPU sizes) reads 48x48 mouths (96x96 averaged 2x2), cropped to 44; the
+        # `downsample` argument d changes that to 96/d, cropped to 88/d.
+        "downsample": downsample,
+        "crop": 88 // downsample,
         "hflip": train,
         "time_mask_frames": 0 if v == "tiny" else 10,
         "time_masks": 0 if v == "tiny" else 2,

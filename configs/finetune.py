@@ -16,7 +16,7 @@ runs_dir (default out/runs) is where stages 1 and 2 wrote their workdirs
 (`units_pretrain`, `lmdecoder_{lang}`); stage1 (default {runs_dir}/units_pretrain) the stage-1
 run itself, e.g. stage1=out/demo/runs/units_pretrain for the one `make demo` trains; units
 acoustic|phoneme (must match stages 1 and 2: the memory is stage 2's unit embedding table);
-data_dir; builder; batch_size; steps.
+data_dir; builder; batch_size; downsample (configs/common.py); steps.
 
 With phoneme units, `--config.model.memory_units=visemes` reads the memory as viseme groups,
 one input per run of frames (lipreader.LipReader), for an LMDecoder trained with
@@ -43,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                   "stage1": "",
                                   "units": "phoneme", "phoneme_targets": "sequence",
                                   "builder": "synthetic_lips",
-                                  "batch_size": 0, "steps": 0})
+                                  "batch_size": 0, "downsample": 0, "steps": 0})
     if not args.lang:
         raise ValueError("configs/finetune.py: the argument needs lang=xx "
                          "(e.g. configs/finetune.py:small,lang=it,init=memory)")

@@ -7,7 +7,8 @@ Arguments: variant tiny|small|base; lang (required, e.g. it); units phoneme (def
 acoustic (k-means units of the audio track, repeats removed, the paper's recipe);
 phoneme_targets sequence (the phone sequence) | frames (the phone of each 25 Hz frame, where
 the corpus has it: what a lip reader's frames give in stage 3); data_dir; builder;
-batch_size; steps. Loss = label-smoothed CE (0.1) + CTC. base: Adam 1e-3 with the tri-stage
+batch_size; downsample (unused: no video); steps. Loss = label-smoothed CE (0.1) + CTC.
+base: Adam 1e-3 with the tri-stage
 schedule as in the released code; tiny/small (128 wide or less) learn faster at 3e-3 with
 warm-up + cosine (small, it, phonemes: validation CTC WER 88 % after 150 steps vs 93 % after 200
 at 1e-3 tri-stage, and 47 % after 300).
@@ -23,7 +24,7 @@ from configs import common
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = common.parse_arg(arg, {"lang": "", "units": "phoneme", "phoneme_targets": "sequence",
                                   "builder": "synthetic_lips",
-                                  "batch_size": 0, "steps": 0})
+                                  "batch_size": 0, "downsample": 0, "steps": 0})
     if not args.lang:
         raise ValueError("configs/lmdecoder.py: the argument needs lang=xx "
                          "(e.g. configs/lmdecoder.py:small,lang=it)")

@@ -7,7 +7,8 @@ Arguments (`:VARIANT,key=value,...`): variant tiny|small|base; langs (`+`-separa
 en+es+fr); units phoneme (default; the shared IPA inventory) | acoustic (per-frame CE over
 k-means units), the same argument and default as stages 2 and 3; phoneme_targets sequence
 (CTC) | frames (frame CE on the phone at each frame,
-synthetic corpora only: see lipjax/tasks/units_pretrain.py); data_dir; builder; batch_size; steps.
+synthetic corpora only: see lipjax/tasks/units_pretrain.py); data_dir; builder; batch_size;
+downsample (configs/common.py); steps.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from configs import common
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = common.parse_arg(arg, {"langs": "en+es+fr", "units": "phoneme",
                                   "phoneme_targets": "sequence", "builder": "synthetic_lips",
-                                  "batch_size": 0, "steps": 0})
+                                  "batch_size": 0, "downsample": 0, "steps": 0})
     v = args.variant
     langs = [code for code in args.langs.split("+") if code]
     config = ml_collections.ConfigDict()

@@ -41,10 +41,10 @@ STAGES = ("units_pretrain", "lmdecoder", "finetune")
 # of the builder's demo sizes (validation and test keep theirs). Stage 3 always trains on the
 # low-resource languages' few clips.
 PRESETS = {
-    "demo": {"steps": {}, "corpus_scale": 1, "methods": ("posterior", "scratch"),
-             "stage3_evals": 2},
+    "demo": {"steps": {"units_pretrain": 600, "lmdecoder": 800}, "corpus_scale": 1,
+             "methods": ("posterior", "scratch"), "stage3_evals": 2, "downsample": 4},
     "reproduce": {"steps": {"units_pretrain": 2000, "lmdecoder": 1500, "finetune": 150},
-                  "corpus_scale": 2, "methods": METHODS, "stage3_evals": 6},
+                  "corpus_scale": 2, "methods": METHODS, "stage3_evals": 6, "downsample": 0},
 }
 
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     recipe = Recipe(data_dir=args.data_dir, workdir=args.workdir, variant=args.variant,
                     units=args.units, steps={**preset["steps"], **parse_steps(args.steps)},
                     batch_size=args.batch_size, beam_size=args.beam_size, methods=methods,
-                    stage3_evals=preset["stage3_evals"])
+                    stage3_evals=preset["stage3_evals"], downsample=preset["downsample"])
     t = time.time()
     done = run_jobs(recipe.jobs(), workers=args.workers,
                     log_dir=os.path.join(recipe.runs_dir, "logs"),
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"preset": args.preset, "variant": args.variant, "units": args.units,
                "methods": list(methods),
                "steps": {**preset["steps"], **parse_steps(args.steps)},
+               "downsample": preset["downsample"],
                "high_resource": list(HIGH_RESOURCE), "low_resource": list(LOW_RESOURCE),
                "low_resource_clips": low_resource_clip_counts(recipe),
                "units_pretrain": done["test_units_pretrain"],

@@ -60,7 +60,8 @@ class Recipe:
     (keys "units_pretrain", "lmdecoder", "finetune"); `lid_weight` is the weight of the
     low-resource languages' clips in the stage-1 mix (they are there for the LID head);
     `stage3_evals` how many times each stage-3 run is evaluated on validation (and
-    checkpointed) after its start."""
+    checkpointed) after its start; `downsample` the mouths' pixel averaging in every stage
+    (0 = the variant's, configs/common.py)."""
 
     data_dir: str
     workdir: str
@@ -72,6 +73,7 @@ class Recipe:
     lid_weight: float = 1.0
     methods: tuple[str, ...] = METHODS
     stage3_evals: int = 6
+    downsample: int = 0
 
     @property
     def runs_dir(self) -> str:
@@ -81,6 +83,8 @@ class Recipe:
         items = {"data_dir": self.data_dir, **extra}
         if self.batch_size:
             items["batch_size"] = self.batch_size
+        if self.downsample:
+            items["downsample"] = self.downsample
         return ",".join([self.variant] + [f"{k}={v}" for k, v in items.items()])
 
     def stage1_config(self) -> ml_collections.ConfigDict:

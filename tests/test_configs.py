@@ -30,3 +30,20 @@ def test_values_take_the_type_of_their_default():
     assert isinstance(args.steps, int) and isinstance(args.lr, float)
     with pytest.raises(ValueError, match=r"steps='3x'.*expected int"):
         common.parse_arg("tiny,steps=3x", DEFAULTS)
+
+
+def test_downsample_sets_resolution_in_every_stage():
+    """`downsample=d` averages d x d pixel blocks and crops 88/d in all three stages alike
+    (stage 3 loads stage 1's front end, so they must read the same mouths); 0 keeps the
+    variant's; a d that does not divide the 88-pixel crop is an error naming the argument."""
+    from configs import finetune, lmdecoder, units_pretrain
+
+    got = [(c.data.downsample, c.data.crop) for c in (
+        units_pretrain.get_config("small,downsample=4"),
+        finetune.get_config("small,lang=it,init=scratch,downsample=4"),
+        lmdecoder.get_config("small,lang=it,downsample=4"))]
+    assert got == [(4, 22)] * 3
+    assert (units_pretrain.get_config("small").data.crop,
+            units_pretrain.get_config("tiny").data.crop) == (44, 88)
+    with pytest.raises(ValueError, match="downsample=3"):
+        units_pretrain.get_config("small,downsample=3")

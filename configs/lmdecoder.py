@@ -67,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     else:
         config.optim = common.optim_config(lr=3e-3, warmup_steps={"tiny": 1, "small": 30}[v],
                                            weight_decay=0.0)
-    config.train = common.train_config(args, {"tiny": 4, "small": 800, "base": 60_000},
+    config.train = common.train_config(args, {"tiny": 4, "small": 700, "base": 60_000},
                                        best_metric="wer")
     config.init = ml_collections.ConfigDict()
     return config

@@ -46,7 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 2e-3, "base": 1e-3}[v],
                                        warmup_steps={"tiny": 2, "small": 50, "base": 5000}[v])
     config.train = common.train_config(
-        args, {"tiny": 4, "small": 600, "base": 60_000},
+        args, {"tiny": 4, "small": 500, "base": 60_000},
         best_metric="per")  # unit error rate (phones or acoustic units)
     config.init = ml_collections.ConfigDict()
     return config

@@ -3,9 +3,9 @@
 A config argument is `VARIANT[,key=value,...]`, e.g. `tiny`, `base,lang=it,init=memory`,
 `small,data_dir=/data/lipjax`. Every stage takes `downsample=d`: the 96×96 mouths are averaged
 in d×d blocks and cropped to 88/d pixels (0, the default, is 2 for small and 1 otherwise; the
-demo reads 24×24 mouths, d = 4, where the front end costs a third of d = 2's). Stage 3 must use
-its stage 1's d. VARIANT is tiny (seconds on a CPU, for tests), small (the CPU
-demo: minutes on 2 cores) or base (auto_avsr sizes, for a GPU/TPU).
+demo uses d = 4, 22×22 crops, where the front end's forward and backward cost about a third of
+d = 2's). Stage 3 must use its stage 1's d. VARIANT is tiny (seconds on a CPU, for tests),
+small (the CPU demo: minutes on 2 cores) or base (auto_avsr sizes, for a GPU/TPU).
 """
 
 from __future__ import annotations
@@ -71,9 +71,9 @@ def data_config(args: ml_collections.ConfigDict, sources: list[tuple[str, float]
     """The `data` block read by lipjax/data/pipeline.py."""
     v = args.variant
     downsample = args.get("downsample", 0) or (2 if v == "small" else 1)
-    if 88 % downsample:
-        raise ValueError(f"config argument downsample={downsample}: expected 1, 2, 4 or 8 "
-                         "(88-pixel crops of 96x96 mouths, averaged d x d)")
+    if downsample < 1 or 88 % downsample:
+        raise ValueError(f"config argument downsample={downsample}: expected a divisor of 88 "
+                         "such as 1, 2, 4 or 8 (88/d-pixel crops of 96x96 mouths averaged d x d)")
     return ml_collections.ConfigDict({
         "builder": args.get("builder", "synthetic_lips"),
         "data_dir": args.data_dir,

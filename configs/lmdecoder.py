@@ -8,10 +8,9 @@ acoustic (k-means units of the audio track, repeats removed, the paper's recipe)
 phoneme_targets sequence (the phone sequence) | frames (the phone of each 25 Hz frame, where
 the corpus has it: what a lip reader's frames give in stage 3); data_dir; builder;
 batch_size; downsample (unused: no video); steps. Loss = label-smoothed CE (0.1) + CTC.
-base: Adam 1e-3 with the tri-stage
-schedule as in the released code; tiny/small (128 wide or less) learn faster at 3e-3 with
-warm-up + cosine (small, it, phonemes: validation CTC WER 88 % after 150 steps vs 93 % after 200
-at 1e-3 tri-stage, and 47 % after 300).
+base: Adam 1e-3 with the tri-stage schedule as in the released code; tiny/small (128 wide or
+less) learn faster at 3e-3 with warm-up + cosine (small, it, phonemes: validation CTC WER
+88 % after 150 steps vs 93 % after 200 at 1e-3 tri-stage, and 47 % after 300).
 """
 
 from __future__ import annotations

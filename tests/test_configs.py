@@ -45,5 +45,6 @@ def test_downsample_sets_resolution_in_every_stage():
     assert got == [(4, 22)] * 3
     assert (units_pretrain.get_config("small").data.crop,
             units_pretrain.get_config("tiny").data.crop) == (44, 88)
-    with pytest.raises(ValueError, match="downsample=3"):
-        units_pretrain.get_config("small,downsample=3")
+    for bad in (3, -2):
+        with pytest.raises(ValueError, match=f"downsample={bad}"):
+            units_pretrain.get_config(f"small,downsample={bad}")

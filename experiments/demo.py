@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
                     if k.endswith("/seconds")})
     results = {"preset": args.preset, "variant": args.variant, "units": args.units,
                "methods": list(methods),
-               "steps": {**preset["steps"], **parse_steps(args.steps)},
+               "steps": {stage: recipe.config(stage, LOW_RESOURCE[0], methods[0]).train.num_steps
+                         for stage in STAGES},  # what ran, the configs' defaults included
                "downsample": preset["downsample"],
                "high_resource": list(HIGH_RESOURCE), "low_resource": list(LOW_RESOURCE),
                "low_resource_clips": low_resource_clip_counts(recipe),

@@ -24,6 +24,9 @@ def test_tiny_demo_end_to_end(tmp_path):
     stage1 = results["units_pretrain"]["all"]
     assert {"per", "ver", "lid_accuracy"} <= set(stage1)
     assert results["run"]["command"].startswith("python -m experiments.demo")
+    # the steps that ran, the configs' defaults included (tiny: 4 per stage)
+    assert results["steps"] == {"units_pretrain": 4, "lmdecoder": 4, "finetune": 4}
+    assert results["downsample"] == demo.PRESETS["demo"]["downsample"]
     for method in MEMORY_METHODS:
         for lang in LOW_RESOURCE:  # before fine-tuning: scored at step 0
             assert results["zero_shot"][lang][method]["step"] == 0

@@ -136,11 +136,13 @@ def main(argv: list[str] | None = None) -> dict:
     timings["runs"] = time.time() - t
     timings.update({k.removesuffix("/seconds"): v for k, v in done.items()
                     if k.endswith("/seconds")})
+    mouths = recipe.stage1_config().data
     results = {"preset": args.preset, "variant": args.variant, "units": args.units,
                "methods": list(methods),
                "steps": {stage: recipe.config(stage, LOW_RESOURCE[0], methods[0]).train.num_steps
                          for stage in STAGES},  # what ran, the configs' defaults included
-               "downsample": preset["downsample"],
+               # the mouths every stage read (configs/common.py resolves the variant's default)
+               "downsample": mouths.downsample, "crop": mouths.crop,
                "high_resource": list(HIGH_RESOURCE), "low_resource": list(LOW_RESOURCE),
                "low_resource_clips": low_resource_clip_counts(recipe),
                "units_pretrain": done["test_units_pretrain"],

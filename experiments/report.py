@@ -16,12 +16,6 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
-def _mouths(downsample: int, variant: str) -> str:
-    """The input resolution a run read (configs/common.py: 96×96 averaged d×d, crop 88/d)."""
-    d = downsample or (2 if variant == "small" else 1)
-    return f"{88 // d}×{88 // d} (96×96 averaged {d}×{d}, cropped)"
-
-
 def markdown(results: dict[str, Any]) -> str:
     """results.md: the low-resource table, stage-1 unit/LID scores and stage-2 scores."""
     run = results.get("run", {})
@@ -29,7 +23,8 @@ def markdown(results: dict[str, Any]) -> str:
              f"`{run.get('command', '')}` on {run.get('machine', '?')}, {run.get('date', '?')}.",
              "",
              f"Variant `{results['variant']}`, units `{results['units']}`, "
-             f"mouths {_mouths(results.get('downsample', 0), results['variant'])}, "
+             f"mouths {results.get('crop', '?')}×{results.get('crop', '?')} (96×96 averaged "
+             f"{results.get('downsample', '?')}×{results.get('downsample', '?')}, cropped), "
              f"steps {results.get('steps') or 'of the configs'}, "
              f"train clips per low-resource language {results['low_resource_clips']}; "
              f"total time {results['seconds'] / 60:.1f} min. Scores in %, lower is better "

@@ -39,7 +39,7 @@ def depthwise_conv1d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     On a CPU it is computed as K shifted multiply-adds, which XLA fuses into one loop: XLA:CPU's
     grouped convolution took about 95 ms per Conformer layer (fwd + bwd, small, 8 × 75 frames)
     against 6 for the shifted form. Other backends keep the grouped convolution (cuDNN's
-    depthwise kernels). Both compute the same sums (tests/test_conformer.py)."""
+    depthwise kernels). Both compute the same sums (tests/test_models.py)."""
     k = kernel.shape[0]
     pad = ((0, 0), (k // 2, k // 2), (0, 0))
 

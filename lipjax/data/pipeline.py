@@ -1,5 +1,14 @@
 """The grain input pipeline: built corpus splits -> padded, masked host-local numpy batches.
 
+The mixture is data in the config: `data.sources` lists built corpus configs as
+`BUILDER/CONFIG[/SPLIT][@EVAL_SPLIT][:WEIGHT]` entries, joined by `+` in one string (the
+command-line form, `--config.data.sources=lrs3/en/pretrain+lrs3/en/train+mtedx/es_video:0.5`) or
+as a tuple of such strings in a config file. BUILDER is the corpus package folder
+(data_builders/<name>; `common_voice` is lipjax's builder, never TFDS's own), SPLIT what training
+reads (default data.split, "train"), EVAL_SPLIT what evaluation reads (default data.eval_split,
+"validation"), WEIGHT the share of the stream sampled from it (default 1; shares, not sizes).
+A bare CONFIG with a data.builder, and (entry, weight) pairs, are the older form, still read.
+
 The stream is cut into `data.num_shards` data shards (default: one per JAX process), fixed for
 the run whatever the process count: shard s of every source is its contiguous slice s -> seeded
 shuffle -> repeat (training); sources are mixed with configured weights; each clip is decoded,
@@ -7,15 +16,23 @@ augmented (seeded by shard, not process) and tokenised; clips are collated into
 `batch_size // num_shards` rows padded to length buckets. A process reads `num_shards //
 process_count` shards and stacks their rows, so 1 process with 2 shards yields the very global
 batches that 2 processes yield together, and a checkpoint (one iterator state per shard) resumes
-on either.
+on either. Each row carries `source`, its entry's index in data.sources.
 Training streams forever; evaluation is one pass in which every example appears exactly once, the
 last batch padded with rows whose `valid` is False. The loader is a grain `DatasetIterator`, so its
 state is checkpointed with the model and a restored loader continues the identical stream.
+
+Nothing is lost without a word: training clips longer than data.max_frames are dropped (the
+default: a cut clip's transcript would no longer match it) or, with data.long_clips=crop, cut to
+a window (for per-frame targets); either is counted per source, in a log line when the loader
+opens and in `Loader.clip_counts()`, and a source with no clip short enough is an error. With
+data.units set (configs link it to model.unit_type, and data.unit_vocab to model.unit_vocab),
+missing acoustic units and unit ids outside the vocabulary are errors naming the source.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -24,12 +41,33 @@ import grain
 import jax
 import numpy as np
 
+from lipjax import languages
 from lipjax.data import sharding
 from lipjax.data import source as source_lib
-from lipjax.data.transforms import ClipTransform, Collate
+from lipjax.data.transforms import (
+    LONG_CLIPS,
+    SOURCE_KEY,
+    ClipTransform,
+    Collate,
+    check_unit_ids,
+    clip_frames,
+)
+from lipjax.units.targets import UNIT_TYPES, UnitTargets
+
+log = logging.getLogger(__name__)
+
+TRAIN, EVAL = "train", "validation"  # the stage's two splits, which a source may rename
+COUNTS = ("read", "dropped", "cropped")  # Loader.clip_counts, per source
+COUNTS_KEY = "_clip_counts"  # a train batch's counts until the Loader takes them out
 
 DEFAULTS: dict[str, Any] = {
-        "builder": "synthetic_lips",
+        "builder": "synthetic_lips",  # the builder of a source written as a bare CONFIG
+        "split": TRAIN,  # what training reads from a source that names no split
+        "eval_split": EVAL,  # what evaluation reads from a source that names no eval split
+        "languages": (),  # the languages a source may hold; empty: any registered one
+        "long_clips": "drop",  # LONG_CLIPS: training clips over max_frames (see make_loader)
+        "units": "",  # "phoneme" | "acoustic" (model.unit_type): check those targets; "": none
+        "unit_vocab": 0,  # model.unit_vocab (0: the unit type's default size)
         "frame_buckets": (50, 75, 100, 150),
         "max_frames": None,  # None: the largest frame bucket
         "token_bucket": 16,  # unit/phoneme id sequences pad to multiples of this
@@ -45,6 +83,10 @@ DEFAULTS: dict[str, Any] = {
         "downsample": 1,  # >1: average d x d pixel blocks first (crop is then in those pixels)
         "num_shards": 0,  # data shards of the stream; 0: one per JAX process
 }
+SOURCE_SYNTAX = "BUILDER/CONFIG[/SPLIT][@EVAL_SPLIT][:WEIGHT]"
+# Clips read at loader open, per source, to count those longer than data.max_frames (all of a
+# smaller source, else a seeded sample).
+PROBE_CLIPS = 256
 
 
 def _cfg(data_cfg: Any, key: str) -> Any:
@@ -56,19 +98,148 @@ def _cfg(data_cfg: Any, key: str) -> Any:
     return value
 
 
-def parse_sources(sources: Any) -> list[tuple[str, float]]:
-    """data.sources: [(config, weight), ...] or [config, ...] -> [(config, weight), ...]."""
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One entry of data.sources: a built corpus config, the splits it is read from, its
+    sampling weight, and its position `index` in data.sources (the batches' `source`).
+
+    `split` / `eval_split` are None when the entry names none (data.split / data.eval_split
+    then apply); `builder` is None for a bare CONFIG (data.builder then applies)."""
+
+    builder: str | None
+    config: str
+    split: str | None = None
+    eval_split: str | None = None
+    weight: float = 1.0
+    index: int = 0
+
+    @property
+    def spec(self) -> str:
+        """The entry as written in data.sources, without its weight."""
+        text = self.config if self.builder is None else f"{self.builder}/{self.config}"
+        text += f"/{self.split}" if self.split else ""
+        return text + (f"@{self.eval_split}" if self.eval_split else "")
+
+    @property
+    def name(self) -> str:
+        return f"{self.builder}/{self.config}"
+
+    def read_split(self, split: str) -> str:
+        """The split this source reads when a loader asks for `split`: TRAIN and EVAL stand
+        for the stage's two splits, which each source may name for itself; any other split
+        (e.g. "test") is read as it is."""
+        if split == TRAIN:
+            return self.split or TRAIN
+        if split == EVAL:
+            return self.eval_split or EVAL
+        return split
+
+    def label(self, split: str = TRAIN) -> str:
+        """`builder/config/split`: how logs, errors and per-source metrics name it."""
+        return f"{self.name}/{self.read_split(split)}"
+
+
+def parse_source(spec: str, weight: float | None = None, index: int = 0) -> Source:
+    """One data.sources entry, `BUILDER/CONFIG[/SPLIT][@EVAL_SPLIT][:WEIGHT]` (a bare CONFIG
+    is the older form, read with data.builder); `weight` from an (entry, weight) pair."""
+    text = str(spec).strip()
+    where = f"data.sources entry {text!r}"
+    expected = (f"expected {SOURCE_SYNTAX}, e.g. lrs3/en/pretrain, mtedx/es_video:0.5 or "
+                "voxceleb2/units100/train@test")
+    colon = _weight_colon(text)
+    if colon >= 0:
+        if weight is not None:
+            raise ValueError(f"{where} has a weight of its own and another in its pair "
+                             f"({weight}); give one.")
+        try:
+            weight = float(text[colon + 1:])
+        except ValueError:
+            raise ValueError(f"{where}: the weight {text[colon + 1:]!r} after ':' is not a "
+                             f"number; {expected}.") from None
+        text = text[:colon]
+    head, at, eval_split = text.partition("@")
+    parts = head.split("/")
+    if not head or (at and not eval_split) or len(parts) > 3 or not all(parts):
+        raise ValueError(f"{where}: {expected}.")
+    weight = 1.0 if weight is None else float(weight)
+    if not weight > 0:
+        raise ValueError(f"{where}: weight must be > 0; found {weight}.")
+    builder, config, split = ([None] + parts + [None] if len(parts) == 1 else parts + [None])[:3]
+    return Source(builder=builder, config=config, split=split, eval_split=eval_split or None,
+                  weight=weight, index=index)
+
+
+def _weight_colon(text: str) -> int:
+    """Position of the ':' before a weight (-1 if none); colons inside TFDS split slices
+    (`train[:10%]`) are not one."""
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        depth += {"]": 1, "[": -1}.get(text[i], 0)
+        if text[i] == ":" and depth == 0:
+            return i
+    return -1
+
+
+def _entries(sources: Any) -> list[tuple[str, float | None]]:
+    """data.sources as (entry, weight or None): a `+`-joined string (the command-line form), a
+    tuple of strings, or of (entry, weight) pairs (what older configs and the recipe write)."""
     if isinstance(sources, str):
         sources = [sources]
-    parsed = []
+    entries: list[tuple[str, float | None]] = []
     for entry in sources or ():
-        name, weight = (entry, 1.0) if isinstance(entry, str) else (entry[0], float(entry[1]))
-        if weight <= 0:
-            raise ValueError(f"data.sources weight of {name!r} must be > 0; found {weight}.")
-        parsed.append((str(name), weight))
-    if not parsed:
-        raise ValueError("data.sources is empty; expected e.g. [('en_video', 1.0)].")
-    return parsed
+        if isinstance(entry, str):
+            entries += [(part, None) for part in entry.strip().split("+")]
+        elif (isinstance(entry, Sequence) and len(entry) == 2 and isinstance(entry[0], str)
+              and isinstance(entry[1], int | float)):
+            entries.append((entry[0], float(entry[1])))
+        else:
+            raise ValueError(f"data.sources entry {entry!r}: expected a string {SOURCE_SYNTAX} "
+                             "or an (entry, weight) pair.")
+    if not entries:
+        raise ValueError(f"data.sources is empty; expected {SOURCE_SYNTAX} entries joined by "
+                         "'+', e.g. lrs3/en/pretrain+lrs3/en/train+mtedx/es_video:0.5.")
+    return entries
+
+
+def parse_sources(sources: Any) -> list[tuple[str, float]]:
+    """data.sources -> [(entry without its weight, weight), ...], in order."""
+    return [(s.spec, s.weight) for s in (parse_source(e, w, i)
+                                         for i, (e, w) in enumerate(_entries(sources)))]
+
+
+def mixture(data_cfg: Any) -> list[Source]:
+    """The configured sources, in data.sources order, with data.builder / data.split /
+    data.eval_split filled in where an entry names none."""
+    builder, split = str(_cfg(data_cfg, "builder")), str(_cfg(data_cfg, "split"))
+    eval_split = str(_cfg(data_cfg, "eval_split"))
+    out = []
+    for i, (entry, weight) in enumerate(_entries(_cfg(data_cfg, "sources"))):
+        src = parse_source(entry, weight, i)
+        out.append(dataclasses.replace(src, builder=src.builder or builder,
+                                       split=src.split or split,
+                                       eval_split=src.eval_split or eval_split))
+    labels = [s.label(TRAIN) for s in out]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ValueError(f"data.sources names {', '.join(twice)} more than once; give one entry "
+                         "a weight instead (BUILDER/CONFIG/SPLIT:WEIGHT).")
+    return out
+
+
+def eval_sources(data_cfg: Any, split: str = EVAL) -> list[Source]:
+    """The sources an evaluation over `split` reads, one per distinct dataset (LRS3's pretrain
+    and train entries share one validation split): open each alone with
+    `make_loader(data_cfg, split, train=False, source=s.index)` and name its metrics
+    `s.label(split)`."""
+    return _distinct(mixture(data_cfg), split)
+
+
+def _distinct(sources: Sequence[Source], split: str) -> list[Source]:
+    """The first source of each dataset that `split` reads, in order."""
+    seen: dict[str, Source] = {}
+    for src in sources:
+        seen.setdefault(src.label(split), src)
+    return list(seen.values())
 
 
 def shard_range(num_examples: int, index: int, count: int) -> tuple[int, int]:
@@ -92,11 +263,13 @@ class Loader(grain.DatasetIterator):
     Holds one grain iterator per local data shard (`shards`); a batch is their batches stacked
     row-wise, padded to the largest bucket among them. Training: iterating continues the endless
     stream. Evaluation: a finite pass of `len(loader)` batches (the same count on every process);
-    iterating again after it ends starts a new pass.
+    iterating again after it ends starts a new pass. `clip_counts()` says how many training
+    clips each source gave, and how many of them were dropped or cropped for length.
     """
 
     def __init__(self, datasets: Sequence[grain.IterDataset], *, train: bool,
-                 num_batches: int | None, shards: Sequence[int] = (0,), num_shards: int = 1):
+                 num_batches: int | None, shards: Sequence[int] = (0,), num_shards: int = 1,
+                 labels: dict[int, str] | None = None):
         if len(datasets) != len(shards):
             raise ValueError(f"Loader: {len(datasets)} datasets for shards {list(shards)}")
         self._datasets = list(datasets)
@@ -104,6 +277,8 @@ class Loader(grain.DatasetIterator):
         self.num_batches = num_batches
         self.shards = tuple(int(s) for s in shards)
         self.num_shards = int(num_shards)
+        self.labels = dict(labels or {})  # source index -> label, of the sources read
+        self._counts = np.zeros((max(self.labels, default=0) + 1, len(COUNTS)), np.int64)
         self._started = False
         super().__init__([iter(d) for d in self._datasets])
 
@@ -123,11 +298,23 @@ class Loader(grain.DatasetIterator):
     def __next__(self) -> dict[str, np.ndarray]:
         self._started = True
         parts = [next(parent) for parent in self._parents]
+        for part in parts:
+            counts = part.pop(COUNTS_KEY, None)
+            if counts is not None:
+                self._counts[:len(counts)] += counts
         if len(parts) == 1:
             return parts[0]
         dims = sharding.max_dims(parts)
         parts = [sharding.pad_to(p, dims) for p in parts]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def clip_counts(self) -> dict[str, dict[str, int]]:
+        """Per source label, the training clips this process has read since the loader was
+        made ("read"), and of those, "dropped" (longer than data.max_frames, with
+        data.long_clips=drop) and "cropped" (with data.long_clips=crop). Evaluation reads
+        every clip whole: all zeros."""
+        return {label: {name: int(self._counts[index, i]) for i, name in enumerate(COUNTS)}
+                for index, label in sorted(self.labels.items())}
 
     def shard_states(self) -> dict[int, Any]:
         """The iterator state of each local shard, by shard index (checkpointed per shard)."""
@@ -167,16 +354,115 @@ def local_shards(num_shards: int, process_index: int, process_count: int) -> ran
     return range(process_index * per, (process_index + 1) * per)
 
 
-def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
-                mesh: jax.sharding.Mesh | None = None, num_shards: int | None = None) -> Loader:
-    """The input pipeline for `split` of every configured source (see the module docstring).
+@dataclasses.dataclass
+class _Opened:
+    """A source opened for one loader: its data and what it holds."""
 
-    `num_shards` overrides `data.num_shards` (the trainer passes a resumed run's value)."""
-    builder = _cfg(data_cfg, "builder")
+    source: Source
+    label: str
+    data: Sequence[dict[str, Any]]
+    with_video: bool
+    language: str
+
+
+def _open(src: Source, split: str, data_dir: str) -> _Opened:
+    label = src.label(split)
+    data = source_lib.open_source(src.builder, src.config, src.read_split(split), data_dir)
+    with_video = source_lib.has_video(src.builder, src.config, data_dir)
+    language = source_lib.as_str(data[0]["language"]) if len(data) else ""
+    return _Opened(src, label, data, with_video, language)
+
+
+def _check_languages(opened: Sequence[_Opened], allowed: Sequence[str]) -> None:
+    """Every source's language is registered (its LID index and tokenizer exist) and, when
+    data.languages is set, one of those."""
+    for o in opened:
+        if not o.language:
+            continue
+        if o.language not in languages.codes():
+            raise ValueError(
+                    f"{o.label}: its clips' language {o.language!r} is not registered in "
+                    f"lipjax.languages (known: {', '.join(languages.codes())}); every source's "
+                    "language must be known. Register it (data_builders/adding_a_language.md) "
+                    "or drop the source from data.sources.")
+        if allowed and o.language not in allowed:
+            raise ValueError(f"{o.label} holds {o.language!r} clips, but this run reads "
+                             f"{', '.join(allowed)} (data.languages, from the config's lang "
+                             "argument); drop the source or change lang.")
+
+
+def _unit_settings(data_cfg: Any) -> tuple[str, int]:
+    """(unit type, vocabulary size) the loader checks targets against; ("", 0): none."""
+    units = str(_cfg(data_cfg, "units") or "")
+    if not units:
+        return "", 0
+    if units not in UNIT_TYPES:
+        raise ValueError(f"data.units={units!r} (linked to model.unit_type): expected one of "
+                         f"{UNIT_TYPES}.")
+    return units, UnitTargets.from_names(units).vocab_size(int(_cfg(data_cfg, "unit_vocab")))
+
+
+def _probe_lengths(o: _Opened, max_frames: int, long_clips: str, units: str, vocab: int,
+                   seed: int) -> None:
+    """Reads a source's clips (all, or a seeded sample of PROBE_CLIPS) at loader open: logs how
+    many are longer than data.max_frames, stops when none would be left (a stream that drops
+    every clip never yields a batch), and checks the unit targets early."""
+    n = len(o.data)
+    if n == 0:
+        return
+    every = n <= PROBE_CLIPS
+    indices = (range(n) if every else
+               np.sort(np.random.default_rng(seed).choice(n, PROBE_CLIPS, replace=False)))
+    lengths = []
+    for i in indices:
+        ex = o.data[int(i)]
+        if units:
+            check_unit_ids(ex, units, vocab, o.label)
+        lengths.append(clip_frames(ex, o.with_video))
+    lengths = np.asarray(lengths)
+    long = int((lengths > max_frames).sum())
+    read = f"{n} clips" if every else f"a sample of {len(lengths)} of its {n} clips"
+    span = f"{lengths.min()}-{lengths.max()} frames"
+    if long == len(lengths) and long_clips == "drop":
+        raise ValueError(
+                f"data.max_frames={max_frames}: every clip of {o.label} is longer ({read}, "
+                f"{span}), so training would read nothing from it. Raise data.max_frames to at "
+                f"least {lengths.min()} (the frame buckets, data.frame_buckets, should reach it "
+                "too), set data.long_clips=crop, or drop the source from data.sources.")
+    what = "dropped" if long_clips == "drop" else "cropped"
+    level = logging.WARNING if long else logging.INFO
+    log.log(level, "%s: %d of %s (%.1f %%) are longer than data.max_frames=%d and are %s "
+            "(data.long_clips=%s); lengths %s.", o.label, long, read, 100 * long / len(lengths),
+            max_frames, what, long_clips, span)
+
+
+def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
+                mesh: jax.sharding.Mesh | None = None, num_shards: int | None = None,
+                source: int | None = None) -> Loader:
+    """The input pipeline over every configured source (see the module docstring), or over
+    `data.sources[source]` alone (per-source evaluation).
+
+    `split`: TRAIN ("train") reads each source's training split (the one it names, else
+    data.split), EVAL ("validation") each source's evaluation split (its `@SPLIT`, else
+    data.eval_split); any other name reads that split of every source. Evaluation reads each
+    distinct dataset once. `num_shards` overrides `data.num_shards` (the trainer passes a
+    resumed run's value). Training drops or crops clips longer than data.max_frames
+    (data.long_clips), counted per source at open (a log line) and while reading
+    (`Loader.clip_counts`)."""
     data_dir = os.fspath(_cfg(data_cfg, "data_dir"))
-    sources = parse_sources(_cfg(data_cfg, "sources"))
+    sources = mixture(data_cfg)
+    if source is not None and not 0 <= source < len(sources):
+        raise IndexError(f"make_loader(source={source}): data.sources has {len(sources)} "
+                         f"entries ({', '.join(s.spec for s in sources)}).")
+    chosen = sources if source is None else [sources[source]]
+    if not train:  # LRS3's pretrain and train entries share one validation split
+        chosen = _distinct(chosen, split)
     frame_buckets = tuple(sorted(int(b) for b in _cfg(data_cfg, "frame_buckets")))
     max_frames = int(_cfg(data_cfg, "max_frames") or frame_buckets[-1])
+    long_clips = str(_cfg(data_cfg, "long_clips"))
+    if long_clips not in LONG_CLIPS:
+        raise ValueError(f"data.long_clips={long_clips!r}: expected one of {LONG_CLIPS}.")
+    units, unit_vocab = _unit_settings(data_cfg)
     crop = int(_cfg(data_cfg, "crop"))
     num_workers = int(_cfg(data_cfg, "num_workers"))
 
@@ -192,20 +478,26 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
                          f"devices {dict(mesh.shape)} (the batch is split over them).")
     shard_batch = global_batch // num_shards
 
-    opened = [(name, weight, source_lib.open_source(builder, name, split, data_dir))
-              for name, weight in sources]
-    kinds = {name: source_lib.has_video(builder, name, data_dir) for name, _ in sources}
+    opened = [_open(src, split, data_dir) for src in chosen]
+    kinds = {o.label: "video" if o.with_video else "audio-only" for o in opened}
     if len(set(kinds.values())) != 1:
         raise ValueError(f"data.sources mixes video and audio-only configs {kinds}; a loader "
                          "yields one kind of batch.")
-    with_video = next(iter(kinds.values()))
+    with_video = opened[0].with_video
+    _check_languages(opened, tuple(_cfg(data_cfg, "languages")))
+    for o in opened:
+        if units and len(o.data):
+            check_unit_ids(o.data[0], units, unit_vocab, o.label)
+        if train:
+            _probe_lengths(o, max_frames, long_clips, units, unit_vocab, seed)
+    labels = tuple(s.label(split) for s in sources)
     collate = Collate(batch_size=shard_batch, with_video=with_video, frame_buckets=frame_buckets,
                       token_bucket=int(_cfg(data_cfg, "token_bucket")),
                       text_bucket=int(_cfg(data_cfg, "text_bucket")), crop=crop)
     read = grain.ReadOptions(num_threads=int(_cfg(data_cfg, "read_threads")),
                              prefetch_buffer_size=max(16, 2 * shard_batch))
     # Every shard runs the same number of eval steps: shard 0 is the largest.
-    largest = sum(shard_range(len(src), 0, num_shards)[1] for _, _, src in opened)
+    largest = sum(shard_range(len(o.data), 0, num_shards)[1] for o in opened)
     num_batches = None if train else -(-largest // shard_batch)
 
     datasets = []
@@ -216,47 +508,125 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
                 time_masks=int(_cfg(data_cfg, "time_masks")),
                 time_mask_frames=int(_cfg(data_cfg, "time_mask_frames")), max_frames=max_frames,
                 tokenize=bool(_cfg(data_cfg, "tokenize")),
-                downsample=int(_cfg(data_cfg, "downsample")))
+                downsample=int(_cfg(data_cfg, "downsample")), long_clips=long_clips,
+                units=units, unit_vocab=unit_vocab, sources=labels)
         if transform.tokenize and not datasets:  # fail now, not inside a worker
-            for _name, _, src in opened:
-                if len(src):
-                    transform.tokenizer(source_lib.as_str(src[0]["language"]))
-        parts = [(name, weight, grain.MapDataset.source(src)[slice(
-                *shard_range(len(src), shard_index, num_shards))])
-                 for name, weight, src in opened]
+            for o in opened:
+                if o.language:
+                    transform.tokenizer(o.language)
+        parts = [(o, grain.MapDataset.source(o.data)[slice(
+                *shard_range(len(o.data), shard_index, num_shards))].map(_Tag(o.source.index)))
+                 for o in opened]
         if train:
             dataset = _train_dataset(parts, transform, collate, read, shard_batch, seed,
-                                     builder, split, data_dir, shard_index, num_shards)
+                                     len(sources), max_frames, shard_index, num_shards)
         else:
-            dataset = _eval_dataset(parts, transform, collate, read, shard_batch, num_batches)
+            dataset = _eval_dataset([ds for _, ds in parts], transform, collate, read,
+                                    shard_batch, num_batches)
         if num_workers > 0:
             _mark_flags_parsed()
             dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
         datasets.append(dataset)
     return Loader(datasets, train=train, num_batches=num_batches, shards=shards,
-                  num_shards=num_shards)
+                  num_shards=num_shards, labels={o.source.index: o.label for o in opened})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tag:
+    """Adds the example's source index (its entry in data.sources)."""
+
+    index: int
+
+    def __call__(self, ex: dict[str, Any]) -> dict[str, Any]:
+        return {**ex, SOURCE_KEY: self.index}
 
 
 def _train_dataset(parts: list, transform: ClipTransform, collate: Collate,
-                   read: grain.ReadOptions, batch: int, seed: int, builder: str, split: str,
-                   data_dir: str, shard_index: int, num_shards: int) -> grain.IterDataset:
-    """One shard's endless stream: per source shuffle + repeat, weighted mix, batches."""
-    streams = []
-    for k, (name, _, ds) in enumerate(parts):
+                   read: grain.ReadOptions, batch: int, seed: int, num_sources: int,
+                   max_frames: int, shard_index: int, num_shards: int) -> grain.IterDataset:
+    """One shard's endless stream: per source shuffle + repeat, weighted mix, batches of the
+    clips that fit (the others counted)."""
+    streams, sizes = [], {}
+    for o, ds in parts:
         if len(ds) == 0:
-            raise ValueError(f"{builder}/{name} split {split!r} has no examples for data shard "
-                             f"{shard_index} of {num_shards} in {data_dir}.")
-        streams.append(ds.shuffle(seed=(int(seed) * 1_000_003 + k) % 2**32).repeat())
-    mixed = (grain.MapDataset.mix(streams, [w for _, w, _ in parts]) if len(streams) > 1
-             else streams[0])
-    return (mixed.map_with_index(transform).to_iter_dataset(read)
-            .batch(batch, drop_remainder=True, batch_fn=collate))
+            raise ValueError(f"{o.label} has no examples for data shard {shard_index} of "
+                             f"{num_shards} in {transform.data_dir}.")
+        index = o.source.index
+        sizes[index] = len(ds)
+        streams.append(ds.shuffle(seed=(int(seed) * 1_000_003 + index) % 2**32).repeat())
+    mixed = (grain.MapDataset.mix(streams, [o.source.weight for o, _ in parts])
+             if len(streams) > 1 else streams[0])
+    clips = mixed.map_with_index(transform).to_iter_dataset(read)
+    return _FitBatches(clips, batch=batch, collate=collate, num_sources=num_sources,
+                       sizes=sizes, labels=transform.sources, max_frames=max_frames)
+
+
+class _FitBatches(grain.IterDataset):
+    """Batches of the clips that the transform kept; the dropped ones are counted per source
+    (the batch's COUNTS_KEY, summed by the Loader), and a source whose every clip in this shard
+    is dropped stops the stream with an error instead of spinning forever."""
+
+    def __init__(self, parent: grain.IterDataset, *, batch: int, collate: Collate,
+                 num_sources: int, sizes: dict[int, int], labels: Sequence[str],
+                 max_frames: int):
+        super().__init__(parent)
+        self.batch, self.collate, self.num_sources = batch, collate, num_sources
+        self.sizes, self.labels, self.max_frames = sizes, tuple(labels), max_frames
+
+    def __iter__(self) -> _FitBatchesIterator:
+        return _FitBatchesIterator(self._parent.__iter__(), self)
+
+
+class _FitBatchesIterator(grain.DatasetIterator):
+    def __init__(self, parent: grain.DatasetIterator, spec: _FitBatches):
+        super().__init__(parent)
+        self._spec = spec
+        # Per source: (clips dropped in a row, shortest, longest) since its last kept clip.
+        self._dropped_run: dict[int, tuple[int, int, int]] = {}
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        spec = self._spec
+        counts = np.zeros((spec.num_sources, len(COUNTS)), np.int64)
+        clips = []
+        while len(clips) < spec.batch:
+            clip = next(self._parent)
+            index = int(clip[SOURCE_KEY])
+            counts[index, COUNTS.index("read")] += 1
+            if "dropped" in clip:
+                counts[index, COUNTS.index("dropped")] += 1
+                self._note_dropped(index, int(clip["dropped"]))
+                continue
+            self._dropped_run.pop(index, None)
+            counts[index, COUNTS.index("cropped")] += bool(clip["cropped"])
+            clips.append(clip)
+        batch = spec.collate(clips)
+        batch[COUNTS_KEY] = counts
+        return batch
+
+    def _note_dropped(self, index: int, frames: int) -> None:
+        run, shortest, longest = self._dropped_run.get(index, (0, frames, frames))
+        run, shortest, longest = run + 1, min(shortest, frames), max(longest, frames)
+        self._dropped_run[index] = (run, shortest, longest)
+        size = self._spec.sizes[index]
+        if run >= 2 * size:  # a whole epoch of the source's shard lies in the run
+            raise ValueError(
+                    f"data.max_frames={self._spec.max_frames}: every clip of "
+                    f"{self._spec.labels[index]} in this data shard ({size} clips, "
+                    f"{shortest}-{longest} frames) is longer, so training reads nothing from "
+                    f"it. Raise data.max_frames to at least {shortest}, set "
+                    "data.long_clips=crop, or drop the source from data.sources.")
+
+    def get_state(self) -> Any:
+        return self._parent.get_state()
+
+    def set_state(self, state: Any) -> None:
+        self._parent.set_state(state)
 
 
 def _eval_dataset(parts: list, transform: ClipTransform, collate: Collate,
                   read: grain.ReadOptions, batch: int, num_batches: int) -> grain.IterDataset:
     """One shard's single pass, padded with empty batches to `num_batches`."""
-    present = [ds for _, _, ds in parts if len(ds)]
+    present = [ds for ds in parts if len(ds)]
     batched = []
     if present:
         clips = grain.MapDataset.concatenate(present) if len(present) > 1 else present[0]

@@ -6,6 +6,11 @@ gives the same clips. Video stays uint8 all the way to the device (4x fewer byte
 between worker processes and on the host-to-device copy); the model's front end normalises it
 (`lipjax.models.frontend.normalize`). Collation pads to a few length buckets and builds the
 masks.
+
+Training clips longer than `max_frames` are dropped or cropped (`long_clips`); a dropped clip
+comes out as a marker (`{"source": k, "dropped": frames}`) rather than vanishing, so that the
+batcher counts it per source (lipjax/data/pipeline.py). Every clip carries `source`, its index
+in the configured source list, so batches say where each row came from.
 """
 
 from __future__ import annotations
@@ -23,6 +28,43 @@ from lipjax.units.acoustic import dedup
 
 # What a time-masked frame shows: the dataset's mean pixel, so that it normalises to ~0.
 MEAN_PIXEL = np.uint8(round(MEAN * 255))
+LONG_CLIPS = ("drop", "crop")  # what training does with a clip longer than data.max_frames
+SOURCE_KEY = "source"  # the example's index in the configured source list (added by the loader)
+
+
+def clip_frames(ex: dict[str, Any], with_video: bool) -> int:
+    """A clip's length in 25 Hz frames: its video frames, or for audio-only clips the longer of
+    its unit track and its audio."""
+    if with_video:
+        return len(ex["video"])
+    return max(len(ex["units"]), -(-len(ex["audio"]) // SAMPLES_PER_FRAME))
+
+
+def missing_units_message(source: str) -> str:
+    """Why acoustic targets cannot come from `source`, and the fix."""
+    builder = source.split("/")[0]
+    return (f"data.units=acoustic (model.unit_type) but {source} was built without acoustic "
+            "units (its clips' `units` are empty: the targets would be all zeros). Rebuild it "
+            f"with units, `python -m data_builders {builder} ... --units_k 100` (or "
+            "--units_codebook STEM to share another corpus's codebook), which writes the config "
+            f"under a new name such as <config>_k100, and name that config in data.sources; see "
+            f"data_builders/{builder}/README.md.")
+
+
+def check_unit_ids(ex: dict[str, Any], units: str, vocab: int, source: str) -> None:
+    """Raises when `ex`'s targets of kind `units` ("acoustic" | "phoneme") are missing or reach
+    `vocab` (the model's unit vocabulary): the loss would index past the unit head silently."""
+    keys = ("units",) if units == "acoustic" else ("phoneme_ids", "frame_phonemes")
+    if units == "acoustic" and len(ex["units"]) == 0:
+        raise ValueError(missing_units_message(source))
+    for key in keys:
+        if key in ex and len(ex[key]) and int(np.max(ex[key])) >= vocab:
+            raise ValueError(
+                    f"{source} clip {as_str(ex['id'])!r}: {key} holds id {int(np.max(ex[key]))}, "
+                    f"outside the model's {units} unit vocabulary of {vocab} (ids 0..{vocab - 1}; "
+                    "config key model.unit_vocab, read by the loader as data.unit_vocab). Set "
+                    "model.unit_vocab to the corpus's unit count (e.g. its --units_k), or use "
+                    "corpora whose units share one codebook.")
 
 
 @dataclasses.dataclass
@@ -45,6 +87,10 @@ class ClipTransform:
     max_frames: int | None = None
     tokenize: bool = True
     downsample: int = 1  # average d x d pixel blocks before cropping (CPU-sized demos)
+    long_clips: str = "drop"  # LONG_CLIPS: training clips over max_frames
+    units: str = ""  # "acoustic" | "phoneme": check those targets against unit_vocab
+    unit_vocab: int = 0
+    sources: tuple[str, ...] = ()  # source labels by SOURCE_KEY, for error messages
 
     def __post_init__(self) -> None:
         self._tokenizers: dict[str, Any] = {}
@@ -61,17 +107,23 @@ class ClipTransform:
             self._tokenizers[lang] = load_tokenizer(lang, self.data_dir)
         return self._tokenizers[lang]
 
-    def __call__(self, index: int, ex: dict[str, Any]) -> dict[str, Any] | None:
+    def __call__(self, index: int, ex: dict[str, Any]) -> dict[str, Any]:
+        source = int(ex.get(SOURCE_KEY, 0))
+        if self.units:
+            check_unit_ids(ex, self.units, self.unit_vocab, self._source_name(source))
         units = np.asarray(ex["units"], np.int32)
-        if self.with_video:
-            video = np.asarray(ex["video"])
-            frames = len(video)
-        else:
-            frames = max(len(units), -(-len(ex["audio"]) // SAMPLES_PER_FRAME))
-        if self.train and self.max_frames and frames > self.max_frames:
-            return None  # too long for the largest training bucket: filtered out
+        frames = clip_frames(ex, self.with_video)
+        rng = (np.random.default_rng([self.seed, self.process_index, index])
+               if self.train else None)
+        window = slice(0, frames)
+        cropped = bool(rng is not None and self.max_frames and frames > self.max_frames)
+        if cropped and self.long_clips != "crop":
+            return {SOURCE_KEY: source, "dropped": frames}  # counted by the batcher
+        if cropped:
+            start = int(rng.integers(0, frames - self.max_frames + 1))
+            window = slice(start, start + self.max_frames)
         # Units are per 25 Hz audio frame; a video may differ by a frame at the end.
-        units = fit_frames(units, frames)
+        units = fit_frames(units, frames)[window]
         lang = as_str(ex["language"])
         text = as_str(ex["text"])
         out: dict[str, Any] = {
@@ -81,17 +133,20 @@ class ClipTransform:
                 "tokens": (np.asarray(self.tokenizer(lang).encode(text), np.int32)
                            if self.tokenize else np.zeros(0, np.int32)),
                 "language": np.int32(languages.index(lang)),
+                SOURCE_KEY: np.int32(source),
+                "cropped": cropped,
                 "id": as_str(ex["id"]),
                 "text": text,
         }
         if "frame_phonemes" in ex:  # the phone sounding at each frame (synthetic corpora)
             out["frame_phonemes"] = fit_frames(np.asarray(ex["frame_phonemes"], np.int32),
-                                               frames)
+                                               frames)[window]
         if self.with_video:
-            rng = (np.random.default_rng([self.seed, self.process_index, index])
-                   if self.train else None)
-            out["video"], out["time_mask"] = self._video(video, rng)
+            out["video"], out["time_mask"] = self._video(np.asarray(ex["video"])[window], rng)
         return out
+
+    def _source_name(self, source: int) -> str:
+        return self.sources[source] if source < len(self.sources) else f"source {source}"
 
     def _video(self, video: np.ndarray, rng: np.random.Generator | None
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -200,8 +255,9 @@ class Collate:
                 ("phoneme_ids", "phoneme_mask", self.token_bucket),
                 ("tokens", "token_mask", self.text_bucket)):
             batch[key], batch[mask_key] = _pad_ids([c[key] for c in clips], b, multiple)
-        batch["language"] = np.zeros(b, np.int32)
-        batch["language"][:len(clips)] = [c["language"] for c in clips]
+        for key in ("language", SOURCE_KEY):
+            batch[key] = np.zeros(b, np.int32)
+            batch[key][:len(clips)] = [c.get(key, 0) for c in clips]
         batch["valid"] = np.arange(b) < len(clips)
         for key in HOST_KEYS:
             batch[key] = np.array([c[key] for c in clips] + [""] * (b - len(clips)), dtype=object)

@@ -3,9 +3,18 @@
 A config argument is `VARIANT[,key=value,...]`, e.g. `tiny`, `base,lang=it,init=memory`,
 `small,data_dir=/data/lipjax`. Every stage takes `downsample=d`: the 96×96 mouths are averaged
 in d×d blocks and cropped to 88/d pixels (0, the default, is 2 for small and 1 otherwise; the
-demo uses d = 4, 22×22 crops, where the front end's forward and backward cost about a third of
-d = 2's). Stage 3 must use its stage 1's d. VARIANT is tiny (seconds on a CPU, for tests),
-small (the CPU demo: minutes on 2 cores) or base (auto_avsr sizes, for a GPU/TPU).
+demo uses d = 4, 22×22 crops, for a cheaper front end on a CPU). Stage 3 must use its stage 1's
+d. VARIANT is tiny (seconds on a CPU, for tests), small (the CPU demo: minutes on 2 cores) or
+base (auto_avsr sizes, for a GPU/TPU).
+
+Every stage takes `sources=ENTRY+ENTRY+...`, the data mixture (`data.sources`): each entry is
+`BUILDER/CONFIG[/SPLIT][@EVAL_SPLIT][:WEIGHT]` (lipjax/data/pipeline.py), BUILDER a corpus
+package folder (lrs3, mtedx, mls, voxpopuli, common_voice, ... or synthetic_lips), SPLIT what
+training reads (default `train`, or data.split), EVAL_SPLIT what evaluation reads (default
+`validation`, or data.eval_split), WEIGHT its sampling share (default 1). Without it a stage
+reads the synthetic corpus's configs of its `langs`/`lang` argument from the builder named by
+`builder` (default synthetic_lips). On the command line the same string overrides the
+config: `--config.data.sources=lrs3/en/pretrain+lrs3/en/train`.
 """
 
 from __future__ import annotations
@@ -66,21 +75,44 @@ FRAME_BUCKETS = {"tiny": (32, 64, 96), "small": (75,), "base": (50, 75, 100, 150
 TOKEN_BUCKET = {"tiny": 16, "small": 64, "base": 16}
 
 
-def data_config(args: ml_collections.ConfigDict, sources: list[tuple[str, float]], *,
+def data_sources(args: ml_collections.ConfigDict, configs: list[str]) -> tuple[str, ...]:
+    """data.sources: the `sources` argument's entries when given, else `builder/config` for
+    each of the stage's default `configs` (the `langs`/`lang` shorthand)."""
+    given = args.get("sources", "")
+    if given:
+        return tuple(entry.strip() for entry in given.split("+") if entry.strip())
+    builder = args.get("builder", "synthetic_lips")
+    return tuple(f"{builder}/{config}" for config in configs)
+
+
+def link_units(config: ml_collections.ConfigDict) -> None:
+    """The loader checks the unit targets that the model learns (missing acoustic units, ids
+    past the vocabulary): data.units and data.unit_vocab follow model.unit_type and
+    model.unit_vocab, command-line overrides included."""
+    config.data.units = config.model.get_ref("unit_type")
+    config.data.unit_vocab = config.model.get_ref("unit_vocab")
+
+
+def data_config(args: ml_collections.ConfigDict, sources: tuple[str, ...], *,
                 train: bool = True) -> ml_collections.ConfigDict:
-    """The `data` block read by lipjax/data/pipeline.py."""
+    """The `data` block read by lipjax/data/pipeline.py (keys and defaults: its DEFAULTS)."""
     v = args.variant
     downsample = args.get("downsample", 0) or (2 if v == "small" else 1)
     if downsample < 1 or 88 % downsample:
         raise ValueError(f"config argument downsample={downsample}: expected a divisor of 88 "
                          "such as 1, 2, 4 or 8 (88/d-pixel crops of 96x96 mouths averaged d x d)")
     return ml_collections.ConfigDict({
-        "builder": args.get("builder", "synthetic_lips"),
         "data_dir": args.data_dir,
-        "sources": sources,
+        "sources": tuple(sources),
+        "split": "train",  # the training split of sources that name none
+        "eval_split": "validation",  # the evaluation split of sources that name none
+        "languages": (),  # the languages sources may hold (stages 2 and 3: their lang)
         "batch_size": args.get("batch_size", 0) or BATCH[v],
         "frame_buckets": FRAME_BUCKETS[v],
         "max_frames": FRAME_BUCKETS[v][-1],
+        # Training clips over max_frames: "drop" keeps every transcript true to its clip;
+        # "crop" cuts a window, right for per-frame targets only (the text stays whole).
+        "long_clips": "drop",
         "token_bucket": TOKEN_BUCKET[v],
         # small (the CPU sizes) reads 48x48 mouths (96x96 averaged 2x2), cropped to 44; the
         # `downsample` argument d changes that to 96/d, cropped to 88/d.
@@ -120,6 +152,8 @@ def train_config(args: ml_collections.ConfigDict, num_steps: dict[str, int], *,
         "num_steps": steps,
         "log_every": {"tiny": 1, "small": 10, "base": 100}[v],
         "eval_every": every,
+        # "validation": each source's evaluation split (data.eval_split, or its own @SPLIT);
+        # another name (e.g. "test") reads that split of every source.
         "eval_split": "validation",
         "eval_at_start": False,  # also evaluate (and keep) the step-0 weights: see finetune.py
         "eval_batches": 0,  # 0 = the whole split

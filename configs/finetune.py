@@ -3,6 +3,12 @@
     python -m lipjax.train --config configs/finetune.py:small,lang=it,init=memory \
         --workdir out/runs/finetune_it_memory
 
+The paper's data for Italian (Portuguese: the same with pt): mTEDx/MuAViC Italian video, built
+first (data_builders/mtedx/README.md), after stages 1 and 2 wrote their runs to runs_dir:
+
+    python -m lipjax.train --config configs/finetune.py:base,lang=it,init=memory,\
+data_dir=out/data,sources=mtedx/it_video --workdir out/runs/finetune_it_memory
+
 Arguments: variant tiny|small|base; lang (required); init:
   memory    (the proposed model) visual encoder from stage 1 + the language's LMDecoder from
             stage 2; visual states read the language's unit memory by learnt attention;
@@ -16,7 +22,9 @@ runs_dir (default out/runs) is where stages 1 and 2 wrote their workdirs
 (`units_pretrain`, `lmdecoder_{lang}`); stage1 (default {runs_dir}/units_pretrain) the stage-1
 run itself, e.g. stage1=out/demo/runs/units_pretrain for the one `make demo` trains; units
 acoustic|phoneme (must match stages 1 and 2: the memory is stage 2's unit embedding table);
-data_dir; builder; batch_size; downsample (configs/common.py); steps.
+sources (the mixture, configs/common.py; default `{builder}/{lang}_video`, entries must hold
+`lang` clips); data_dir; builder (default synthetic_lips); batch_size; downsample
+(configs/common.py); steps.
 
 With phoneme units, `--config.model.memory_units=visemes` reads the memory as viseme groups,
 one input per run of frames (lipreader.LipReader), for an LMDecoder trained with
@@ -39,7 +47,8 @@ ADDRESSING = {"memory": "attention", "posterior": "posterior"}  # the others rea
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    args = common.parse_arg(arg, {"lang": "", "init": "memory", "runs_dir": "out/runs",
+    args = common.parse_arg(arg, {"lang": "", "sources": "", "init": "memory",
+                                  "runs_dir": "out/runs",
                                   "stage1": "",
                                   "units": "phoneme", "phoneme_targets": "sequence",
                                   "builder": "synthetic_lips",
@@ -54,10 +63,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.task = "finetune"
     config.seed = 0
     config.lang = args.lang
-    config.data = common.data_config(args, [(f"{args.lang}_video", 1.0)])
+    config.data = common.data_config(args, common.data_sources(args, [f"{args.lang}_video"]))
+    config.data.languages = (args.lang,)
     config.model = common.model_config(args, unit_type=args.units,
                                        phoneme_targets=args.phoneme_targets, languages=[args.lang],
                                        memory_addressing=ADDRESSING.get(args.init, "none"))
+    common.link_units(config)
     config.loss = ml_collections.ConfigDict({  # read by lipjax/tasks/text.py
         "ctc_weight": 0.3,  # (1 - w) CE + w CTC
         "label_smoothing": 0.1,
@@ -73,9 +84,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                        warmup_steps={"tiny": 1, "small": 10, "base": 1000}[v])
     config.train = common.train_config(args, {"tiny": 4, "small": 40, "base": 20_000},
                                        best_metric="wer")
-    # The loaded weights compete with the fine-tuned ones on validation: on 120 clips
-    # fine-tuning can end worse than it starts (reproduce, it, posterior read: validation
-    # greedy WER 73.7 % before, 85 % after 150 steps).
+    # The loaded weights compete with the fine-tuned ones on validation: on few clips
+    # fine-tuning can end worse than it starts (experiments/results/README.md).
     config.train.eval_at_start = args.init != "scratch"
     stage1 = args.stage1 or os.path.join(args.runs_dir, "units_pretrain")
     config.init = ml_collections.ConfigDict({  # read by lipjax/tasks/finetune.py

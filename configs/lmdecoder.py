@@ -3,14 +3,26 @@
     python -m lipjax.train --config configs/lmdecoder.py:small,lang=it \
         --workdir out/runs/lmdecoder_it
 
-Arguments: variant tiny|small|base; lang (required, e.g. it); units phoneme (default) |
-acoustic (k-means units of the audio track, repeats removed, the paper's recipe);
-phoneme_targets sequence (the phone sequence) | frames (the phone of each 25 Hz frame, where
-the corpus has it: what a lip reader's frames give in stage 3); data_dir; builder;
+The paper's mixture for Italian (Portuguese: the same with pt): MLS, VoxPopuli, Common Voice
+and mTEDx audio, each built first (data_builders/<name>/README.md):
+
+    python -m lipjax.train --config configs/lmdecoder.py:base,lang=it,data_dir=out/data,\
+sources=mls/it+voxpopuli/it+common_voice/it+mtedx/it_audio \
+        --workdir out/runs/lmdecoder_it
+
+`common_voice` is lipjax's builder (TFDS name lipjax_common_voice), never TFDS's own dataset.
+Every entry must hold `lang` clips (data.languages); weights are sampling shares, not sizes
+(`mls/it:2` reads MLS twice as often). With units=acoustic the entries must be built with
+units from one shared codebook (`--units_codebook`, configs named accordingly).
+
+Arguments: variant tiny|small|base; lang (required, e.g. it); sources (the mixture,
+configs/common.py; default `{builder}/{lang}_audio`); units phoneme (default) | acoustic
+(k-means units of the audio track, repeats removed, the paper's recipe); phoneme_targets
+sequence (the phone sequence) | frames (the phone of each 25 Hz frame, where the corpus has it:
+what a lip reader's frames give in stage 3); data_dir; builder (default synthetic_lips);
 batch_size; downsample (unused: no video); steps. Loss = label-smoothed CE (0.1) + CTC.
 base: Adam 1e-3 with the tri-stage schedule as in the released code; tiny/small (128 wide or
-less) learn faster at 3e-3 with warm-up + cosine (small, it, phonemes: validation CTC WER
-88 % after 150 steps vs 93 % after 200 at 1e-3 tri-stage, and 47 % after 300).
+less) learn faster at 3e-3 with warm-up + cosine (experiments/results/README.md).
 """
 
 from __future__ import annotations
@@ -21,7 +33,8 @@ from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    args = common.parse_arg(arg, {"lang": "", "units": "phoneme", "phoneme_targets": "sequence",
+    args = common.parse_arg(arg, {"lang": "", "sources": "", "units": "phoneme",
+                                  "phoneme_targets": "sequence",
                                   "builder": "synthetic_lips",
                                   "batch_size": 0, "downsample": 0, "steps": 0})
     if not args.lang:
@@ -32,19 +45,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.task = "lmdecoder"
     config.seed = 0
     config.lang = args.lang
-    config.data = common.data_config(args, [(f"{args.lang}_audio", 1.0)])
+    config.data = common.data_config(args, common.data_sources(args, [f"{args.lang}_audio"]))
+    config.data.languages = (args.lang,)
     if not args.batch_size:  # unit sequences are cheap next to video: larger batches
         config.data.batch_size = {"tiny": 8, "small": 32, "base": 256}[v]
     config.model = common.model_config(args, unit_type=args.units,
                                        phoneme_targets=args.phoneme_targets,
                                        languages=[args.lang])
+    common.link_units(config)
     config.loss = ml_collections.ConfigDict({  # read by lipjax/tasks/text.py
         # (1 - w) CE + w CTC; the paper's range is 0.1-0.3: the CTC head aligns fastest.
         "ctc_weight": 0.3,
         "label_smoothing": 0.1,
         # Hide 30 % of the decoder's own history so it reads the units instead of reciting
-        # training sentences (small, it, 1,000 sentences, 750 steps: validation WER 55 % -> 33 %
-        # with 0.4).
+        # training sentences (experiments/results/README.md).
         "token_dropout": 0.3,
         # Shares of training examples given as frame-rate phones and as viseme sequences
         # (tasks/lmdecoder.unit_input; lipjax/models/visemes.py: what lips can show, the input

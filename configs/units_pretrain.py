@@ -3,12 +3,27 @@
     python -m lipjax.train --config configs/units_pretrain.py:small \
         --workdir out/runs/units_pretrain
 
-Arguments (`:VARIANT,key=value,...`): variant tiny|small|base; langs (`+`-separated, default
-en+es+fr); units phoneme (default; the shared IPA inventory) | acoustic (per-frame CE over
-k-means units), the same argument and default as stages 2 and 3; phoneme_targets sequence
-(CTC) | frames (frame CE on the phone at each frame,
-synthetic corpora only: see lipjax/tasks/units_pretrain.py); data_dir; builder; batch_size;
-downsample (configs/common.py); steps.
+The paper's mixture: LRS3 English (pretrain and train) with mTEDx/MuAViC Spanish and French
+video, each built first (data_builders/lrs3/README.md, data_builders/mtedx/README.md):
+
+    python -m lipjax.train --config configs/units_pretrain.py:base,data_dir=out/data,\
+sources=lrs3/en/pretrain+lrs3/en/train+mtedx/es_video+mtedx/fr_video \
+        --workdir out/runs/units_pretrain
+
+Weights are sampling shares, not sizes: `mtedx/es_video:0.5` reads Spanish half as often as a
+weight-1 entry. Acoustic units (units=acoustic) need corpora built with units, whose configs
+carry the codebook in their name: `lrs3/en_k100/pretrain+...` after
+`python -m data_builders lrs3 ... --units_k 100`. Evaluation reads each entry's validation
+split (LRS3's is carved out of trainval); `--config.data.split=pretrain` changes the training
+split of every entry that names none.
+
+Arguments (`:VARIANT,key=value,...`): variant tiny|small|base; sources (the mixture,
+configs/common.py); langs (`+`-separated, default en+es+fr: without sources, the mixture is
+`{builder}/{lang}_video` of each); units phoneme (default; the shared IPA inventory) | acoustic
+(per-frame CE over k-means units), the same argument and default as stages 2 and 3;
+phoneme_targets sequence (CTC) | frames (frame CE on the phone at each frame, synthetic
+corpora only: see lipjax/tasks/units_pretrain.py); data_dir; builder (default synthetic_lips);
+batch_size; downsample (configs/common.py); steps.
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    args = common.parse_arg(arg, {"langs": "en+es+fr", "units": "phoneme",
+    args = common.parse_arg(arg, {"langs": "en+es+fr", "sources": "", "units": "phoneme",
                                   "phoneme_targets": "sequence", "builder": "synthetic_lips",
                                   "batch_size": 0, "downsample": 0, "steps": 0})
     v = args.variant
@@ -27,16 +42,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.task = "units_pretrain"
     config.seed = 0
-    config.data = common.data_config(args, [(f"{code}_video", 1.0) for code in langs])
+    config.data = common.data_config(
+            args, common.data_sources(args, [f"{code}_video" for code in langs]))
     config.data.tokenize = False  # stage 1 needs no text tokens
     config.model = common.model_config(args, unit_type=args.units, languages=langs,
                                        phoneme_targets=args.phoneme_targets)
+    common.link_units(config)
     from lipjax.models import factory
 
     if factory.unit_targets(config).frames:
         # Time masking blanks up to 2 x 10 frames of each clip: fine for CTC, which still has the
-        # whole sequence to align, but a frame target on a blank frame is a guess. Measured
-        # (small, five languages, 200 steps): validation VER 68 % with the masks, 44 % without.
+        # whole sequence to align, but a frame target on a blank frame is a guess.
         config.data.time_masks = 0
     config.loss = ml_collections.ConfigDict({  # read by lipjax/tasks/units_pretrain.py
         # LID is learnt from lips alone (one speaker pool for all languages): a weight that

@@ -136,9 +136,16 @@ def test_augmentation_crops_flips_and_masks(data_dir):
 def test_mixing_weights(data_dir):
     cfg = _cfg(data_dir, sources=[("en_video", 3.0), ("es_video", 1.0)], batch_size=8)
     loader = pipeline.make_loader(cfg, "train", train=True, seed=0)
-    langs = np.concatenate([b["language"] for b in _take(loader, 12)])
+    batches = _take(loader, 12)
+    langs = np.concatenate([b["language"] for b in batches])
     share = (langs == languages.index("en")).mean()
     assert 0.65 < share < 0.85, share
+    # Each row says which data.sources entry it came from.
+    sources = np.concatenate([b["source"] for b in batches])
+    np.testing.assert_array_equal(sources, np.where(langs == languages.index("en"), 0, 1))
+    counts = loader.clip_counts()
+    assert sum(c["read"] for c in counts.values()) == len(langs)  # max_frames drops none
+    assert counts["lipjax_fixture/en_video/train"]["read"] == (sources == 0).sum()
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])
@@ -173,6 +180,9 @@ def test_eval_covers_every_example_once(data_dir):
     expected = {f"{lang}_video_validation_{i:04d}" for lang in ("en", "es")
                 for i in range(fb.SIZES["video"]["validation"])}
     assert sorted(ids) == sorted(expected)
+    for b in batches:
+        for i, v, src in zip(b["id"], b["valid"], b["source"], strict=True):
+            assert not v or src == ("en", "es").index(i[:2])
     last = batches[-1]
     assert not last["valid"].all() and last["video"].shape[0] == 4
     pad = ~last["valid"]

@@ -367,7 +367,10 @@ class _Opened:
 
 def _open(src: Source, split: str, data_dir: str) -> _Opened:
     label = src.label(split)
-    data = source_lib.open_source(src.builder, src.config, src.read_split(split), data_dir)
+    data = source_lib.open_source(
+            src.builder, src.config, src.read_split(split), data_dir,
+            hint=f" An entry {SOURCE_SYNTAX} of data.sources names its own splits; one that "
+                 "names none reads data.split in training and data.eval_split in evaluation.")
     with_video = source_lib.has_video(src.builder, src.config, data_dir)
     language = source_lib.as_str(data[0]["language"]) if len(data) else ""
     return _Opened(src, label, data, with_video, language)

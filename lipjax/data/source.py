@@ -13,6 +13,7 @@ the real names or says which command builds it.
 from __future__ import annotations
 
 import functools
+import glob
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -55,11 +56,11 @@ def builder_class(builder: str) -> type[tfds.core.DatasetBuilder]:
 
 
 def built_configs(builder: str, data_dir: str | os.PathLike[str]) -> list[str]:
-    """Configs of `builder` present in `data_dir` (built ones, whatever their name)."""
+    """Configs of `builder` built in `data_dir` (a version folder with its dataset_info.json),
+    whatever their name."""
     folder = os.path.join(os.fspath(data_dir), tfds_name(builder))
-    if not os.path.isdir(folder):
-        return []
-    return sorted(c for c in os.listdir(folder) if os.path.isdir(os.path.join(folder, c)))
+    return sorted(os.path.basename(os.path.dirname(os.path.dirname(path))) for path in
+                  glob.glob(os.path.join(glob.escape(folder), "*", "*", "dataset_info.json")))
 
 
 def build_command(builder: str, config: str, data_dir: str | os.PathLike[str]) -> str:
@@ -104,19 +105,20 @@ def open_builder(builder: str, config: str,
 
 
 def check_split(dataset_builder: tfds.core.DatasetBuilder, builder: str, config: str,
-                split: str, data_dir: str | os.PathLike[str]) -> None:
-    """`split` (TFDS slicing such as `train[:10%]` allowed) exists in the built dataset."""
+                split: str, data_dir: str | os.PathLike[str], hint: str = "") -> None:
+    """`split` (TFDS slicing such as `train[:10%]` allowed) exists in the built dataset;
+    `hint` says where the caller's split came from."""
     if split.partition("[")[0] not in dataset_builder.info.splits:
         raise ValueError(f"Dataset {builder}/{config} in {data_dir} has no split {split!r}; it "
-                         f"has {', '.join(sorted(dataset_builder.info.splits))}.")
+                         f"has {', '.join(sorted(dataset_builder.info.splits))}.{hint}")
 
 
-def open_source(builder: str, config: str, split: str,
-                data_dir: str | os.PathLike[str]) -> Sequence[dict[str, Any]]:
+def open_source(builder: str, config: str, split: str, data_dir: str | os.PathLike[str],
+                hint: str = "") -> Sequence[dict[str, Any]]:
     """`tfds.data_source` of `builder/config` (builder resolved by `tfds_name`), split `split`;
-    examples are dicts of numpy arrays (text as bytes)."""
+    examples are dicts of numpy arrays (text as bytes). `hint`: see `check_split`."""
     dataset_builder = open_builder(builder, config, data_dir)
-    check_split(dataset_builder, builder, config, split, data_dir)
+    check_split(dataset_builder, builder, config, split, data_dir, hint)
     return tfds.data_source(f"{tfds_name(builder)}/{config}", split=split,
                             data_dir=os.fspath(data_dir), download=False)
 

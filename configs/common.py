@@ -86,9 +86,9 @@ def data_sources(args: ml_collections.ConfigDict, configs: list[str]) -> tuple[s
 
 
 def link_units(config: ml_collections.ConfigDict) -> None:
-    """The loader checks the unit targets that the model learns (missing acoustic units, ids
-    past the vocabulary): data.units and data.unit_vocab follow model.unit_type and
-    model.unit_vocab, command-line overrides included."""
+    """For the stages that learn from unit targets (1 and 2), the loader checks them (missing
+    acoustic units, ids past the vocabulary): data.units and data.unit_vocab follow
+    model.unit_type and model.unit_vocab, command-line overrides included."""
     config.data.units = config.model.get_ref("unit_type")
     config.data.unit_vocab = config.model.get_ref("unit_vocab")
 

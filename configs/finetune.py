@@ -68,7 +68,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model = common.model_config(args, unit_type=args.units,
                                        phoneme_targets=args.phoneme_targets, languages=[args.lang],
                                        memory_addressing=ADDRESSING.get(args.init, "none"))
-    common.link_units(config)
+    # No data.units: stage 3 learns text from video and reads no unit targets.
     config.loss = ml_collections.ConfigDict({  # read by lipjax/tasks/text.py
         "ctc_weight": 0.3,  # (1 - w) CE + w CTC
         "label_smoothing": 0.1,

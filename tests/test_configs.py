@@ -71,6 +71,8 @@ def test_every_stage_takes_a_mixture_beside_its_language_shorthand():
     assert all((d.split, d.eval_split, d.long_clips) == ("train", "validation", "drop")
                for d in defaults.values())
     assert "builder" not in defaults["units_pretrain"]
+    # Stages 1 and 2 learn unit targets, which the loader checks; stage 3 reads none.
+    assert [d.get("units") for d in defaults.values()] == ["phoneme", "phoneme", None]
     mixed = _stage("units_pretrain").get_config("tiny,sources=lrs3/en/pretrain+mtedx/es_video:0.5")
     assert mixed.data.sources == ("lrs3/en/pretrain", "mtedx/es_video:0.5")
     own = _stage("lmdecoder").get_config("tiny,lang=nl,builder=nl_corpus")

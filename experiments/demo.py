@@ -11,7 +11,9 @@ stage 1 → stage 2 (it, pt) → stage 3 (it, pt × the methods of experiments/r
 test-split scores → results.md, results.json, learning_curves.png and one
 memory_attention_<method>.png per memory-reading method in --workdir. `--preset` picks the
 size: `demo` (minutes on 2 CPU cores, shows the recipe working) or `reproduce` (the size that
-answers the paper's question, about an hour on 2 cores). `--corpus_only` stops after the
+answers the paper's question, about an hour on 2 cores); `demo_ctc` and `reproduce_ctc` are the
+same without the corpus's per-frame phone labels (stage 1 learns phonemes by CTC on
+transcripts, as a real corpus allows). `--corpus_only` stops after the
 preview. See experiments/recipe.py for what each stage is.
 """
 
@@ -40,15 +42,20 @@ STAGES = ("units_pretrain", "lmdecoder", "finetune")
 # Two sizes of one recipe: training steps per stage (the demo's: the configs' defaults for the
 # variant), the corpus's train clips as a multiple of the builder's demo sizes (validation and
 # test keep theirs) and the mouths' resolution (`downsample`, configs/common.py; 0 = the
-# variant's). The demo reads 22x22 mouths: its stage-1 step costs half of 44x44's and it reached
-# validation VER 31 % against 28 % at 400 steps (two runs side by side), so more steps fit.
-# Stage 3 always trains on the low-resource languages' few clips.
+# variant's). The demo reads 22x22 mouths: its stage-1 step costs half of 44x44's for a few
+# points of VER (results/README.md, "Stages 1 and 2 at demo size"), so more steps fit. Stage 3
+# always trains on the low-resource languages' few clips. `frame_labels: False` withholds the
+# synthetic corpus's per-frame phone labels from every stage (recipe.Recipe.frame_labels): the
+# recipe as a corpus of transcripts only allows.
 PRESETS = {
     "demo": {"steps": {}, "corpus_scale": 1,
              "methods": ("posterior", "scratch"), "stage3_evals": 2, "downsample": 4},
     "reproduce": {"steps": {"units_pretrain": 2000, "lmdecoder": 1500, "finetune": 150},
                   "corpus_scale": 2, "methods": METHODS, "stage3_evals": 6, "downsample": 0},
 }
+PRESETS["demo_ctc"] = {**PRESETS["demo"], "frame_labels": False}
+PRESETS["reproduce_ctc"] = {**PRESETS["reproduce"], "frame_labels": False,
+                            "methods": ("posterior", "scratch", "memory")}
 
 
 def parse_steps(text: str) -> dict[str, int]:
@@ -128,7 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
     recipe = Recipe(data_dir=args.data_dir, workdir=args.workdir, variant=args.variant,
                     units=args.units, steps={**preset["steps"], **parse_steps(args.steps)},
                     batch_size=args.batch_size, beam_size=args.beam_size, methods=methods,
-                    stage3_evals=preset["stage3_evals"], downsample=preset["downsample"])
+                    stage3_evals=preset["stage3_evals"], downsample=preset["downsample"],
+                    frame_labels=preset.get("frame_labels", True))
     t = time.time()
     done = run_jobs(recipe.jobs(), workers=args.workers,
                     log_dir=os.path.join(recipe.runs_dir, "logs"),
@@ -138,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
                     if k.endswith("/seconds")})
     mouths = recipe.stage1_config().data
     results = {"preset": args.preset, "variant": args.variant, "units": args.units,
+               "phoneme_targets": recipe.phoneme_targets,  # stage 1's: frame CE or CTC
                "methods": list(methods),
                "steps": {stage: recipe.config(stage, LOW_RESOURCE[0], methods[0]).train.num_steps
                          for stage in STAGES},  # what ran, the configs' defaults included

@@ -49,8 +49,8 @@ METHOD_NAMES = {"memory": "proposed: stage-1 encoder + LMDecoder memory (attenti
 MEMORY_METHODS = ("memory", "posterior")  # the methods that read the memory
 PRETRAINED_METHODS = ("memory", "posterior", "noread")  # stage-1 encoder + stage-2 LMDecoder
 FINETUNE_LR = 3e-4  # for PRETRAINED_METHODS, chosen on the it validation split
-# The posterior read's softmax temperature, chosen on the it and pt validation splits (before
-# fine-tuning, beam WER it 60.4 → 52.5 %, pt 51.2 → 47.8 % from 1 to 0.05; results/README.md).
+# The posterior read's softmax temperature, chosen on the it and pt validation splits before
+# fine-tuning (the beam WER of both fell from 1 to 0.05; results/README.md, `reproduce/`).
 POSTERIOR_TEMPERATURE = 0.05
 
 
@@ -61,7 +61,10 @@ class Recipe:
     low-resource languages' clips in the stage-1 mix (they are there for the LID head);
     `stage3_evals` how many times each stage-3 run is evaluated on validation (and
     checkpointed) after its start; `downsample` the mouths' pixel averaging in every stage
-    (0 = the variant's, configs/common.py)."""
+    (0 = the variant's, configs/common.py). `frame_labels` lets stage 1 learn phonemes from
+    the phone at each frame (frame CE), which only the synthetic corpus knows; without them
+    every stage learns from transcripts only, as on a real corpus: stage 1 by CTC on the phone
+    sequence, and the posterior read handles its blanks (model.memory_units="visemes_ctc")."""
 
     data_dir: str
     workdir: str
@@ -74,6 +77,7 @@ class Recipe:
     methods: tuple[str, ...] = METHODS
     stage3_evals: int = 6
     downsample: int = 0
+    frame_labels: bool = True
 
     @property
     def runs_dir(self) -> str:
@@ -93,8 +97,9 @@ class Recipe:
             phoneme_targets=self.phoneme_targets,
             steps=self.steps.get("units_pretrain", 0)))
         # The low-resource languages' few clips join the mix so that the language-ID head sees
-        # all five languages; at weight 0.25 the demo's LID never named it or pt (0 %), so by
-        # default every language is sampled equally.
+        # all five languages; at a lower weight (0.25) the demo's LID never named it or pt
+        # (results/README.md, `reproduce_ctc/`), so by default every language is sampled
+        # equally.
         config.data.sources = [(f"{c}_video", 1.0 if c in HIGH_RESOURCE else self.lid_weight)
                                for c in HIGH_RESOURCE + LOW_RESOURCE]
         # Stage 1 is not selected on validation (its last step is used): evaluate once, at the end.
@@ -103,13 +108,15 @@ class Recipe:
 
     @property
     def phoneme_targets(self) -> str:
-        # The synthetic corpus knows the phone at each frame: a dense stage-1 target.
-        return "frames" if self.units == "phoneme" else "sequence"
+        # The synthetic corpus knows the phone at each frame: a dense stage-1 target, unless
+        # the recipe withholds it (`frame_labels`) to stand for a corpus of transcripts only.
+        return "frames" if self.units == "phoneme" and self.frame_labels else "sequence"
 
     def stage2_config(self, lang: str) -> ml_collections.ConfigDict:
         # The LMDecoder reads the phone sequence, as the paper's reads repeats-removed units:
         # fed the frame-rate phones instead (what stage 3's frames give), it learnt far slower
-        # (small, it, 600 steps: validation CTC WER 47 % against 14 %).
+        # (results/README.md, "Stage 2: does the LMDecoder read frame-rate phones?"). It reads
+        # no video, so it is the same with or without `frame_labels`.
         config = lmdecoder_cfg.get_config(self.arg(lang=lang, units=self.units,
                                                    steps=self.steps.get("lmdecoder", 0)))
         if self.units == "phoneme":
@@ -130,16 +137,18 @@ class Recipe:
         config.train.eval_every = config.train.checkpoint_every = every
         if method in PRETRAINED_METHODS:
             # Stages 1 and 2 already make a lip reader: fine-tune what comes after the visual
-            # encoder and unit head, gently. Training everything at 1e-3 took the posterior
-            # read from validation WER 72.8 to 98.6 % (it) in 150 steps; with the visual side
-            # fixed, 81.1 % at 1e-3 and 66.4 % after 25 steps at 3e-4 (results/README.md).
+            # encoder and unit head, gently: training everything at 1e-3 made the posterior
+            # read worse on validation (it), and with the visual side fixed 3e-4 did better
+            # than 1e-3 (results/README.md, "Stage 3: fine-tuning a model that already reads").
             config.optim.freeze = ("visual", "unit_head")
             config.optim.lr = FINETUNE_LR
         if method in MEMORY_METHODS and self.units == "phoneme":
             # Read the memory at the resolution of lips, as stage 2 was taught to
-            # (lipreader.LipReader, memory_units); posteriors read it unmixed with the visual
-            # states (their residual made stage 1 + stage 2 read worse before fine-tuning).
-            config.model.memory_units = "visemes"
+            # (lipreader.LipReader, memory_units), from a unit head trained on frame labels or
+            # with CTC (whose blank frames emit nothing); posteriors read it unmixed with the
+            # visual states (their residual made stage 1 + stage 2 read worse before
+            # fine-tuning).
+            config.model.memory_units = "visemes" if self.frame_labels else "visemes_ctc"
             config.model.memory_residual = method != "posterior"
         if method == "posterior":
             # Near-hard posteriors: each frame reads (almost) the one group it most likely
@@ -325,7 +334,7 @@ def memory_attention(recipe: Recipe, lang: str, method: str = "memory") -> dict[
     config = recipe.stage3_config(lang, method)
     model, _ = best_model(config, recipe.run_dir("finetune", lang, method))
     slot_of, slot_names = None, None  # phone id -> slot: itself, or its viseme group
-    if config.model.get("memory_units", "units") == "visemes":
+    if config.model.get("memory_units", "units") in ("visemes", "visemes_ctc"):
         from lipjax.models import visemes
 
         slot_of, slot_names = visemes.group_ids()

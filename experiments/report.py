@@ -12,6 +12,15 @@ from experiments.recipe import LOW_RESOURCE, METHOD_NAMES, language_name
 from lipjax.train.tb import read_metrics
 
 
+def stage1_targets(results: dict[str, Any]) -> str:
+    """What stage 1 learnt its units from, in words (results of runs before the key: frames)."""
+    if results["units"] != "phoneme":
+        return "frame CE on the acoustic units"
+    if results.get("phoneme_targets", "frames") == "frames":
+        return "frame CE on each frame's phone label"
+    return "CTC on the phone sequence, no frame labels in any stage"
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
@@ -22,7 +31,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [f"# lipjax {results.get('preset', 'demo')} results (synthetic_lips, test split)", "",
              f"`{run.get('command', '')}` on {run.get('machine', '?')}, {run.get('date', '?')}.",
              "",
-             f"Variant `{results['variant']}`, units `{results['units']}`, "
+             f"Variant `{results['variant']}`, units `{results['units']}` (stage 1: "
+             f"{stage1_targets(results)}), "
              f"mouths {results.get('crop', '?')}×{results.get('crop', '?')} (96×96 averaged "
              f"{results.get('downsample', '?')}×{results.get('downsample', '?')}, cropped), "
              f"steps {results.get('steps') or 'of the configs'}, "

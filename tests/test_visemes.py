@@ -169,3 +169,118 @@ def test_corrupt_keeps_sequences_well_formed_and_errs_at_its_rate():
     edits = sum(metrics.edit_distance(list(np.asarray(groups)[r, :n]),
                                       list(out[r, :lengths[r]])) for r in range(b))
     assert 0.2 < edits / (b * n) < 0.33
+
+
+def _group(name: str) -> int:
+    return visemes.group_ids()[1].index(name)
+
+
+def _scores(*names: str) -> jnp.ndarray:
+    """(1, T, G) group log-posteriors, each frame sure of its named group."""
+    return jnp.log(jax.nn.one_hot(jnp.asarray([[_group(n) for n in names]]),
+                                  visemes.num_groups()) * 0.9 + 0.1 / visemes.num_groups())
+
+
+def test_ctc_runs_skip_blank_and_word_boundary_frames_and_merge_as_stage_2():
+    # CTC frames of "p a | b m i": blanks between spikes, a word-boundary spike, b and m
+    # (one group) on either side of a blank, a repeated vowel separated by a blank.
+    frames = ("silence", "bilabial", "silence", "open_vowel", "silence", "open_vowel",
+              "<|>", "bilabial", "silence", "bilabial", "close_vowel", "silence")
+    index, count = visemes.ctc_runs(_scores(*frames), jnp.ones((1, len(frames)), bool))
+    t = len(frames)
+    # Stage 2 reads "p a | b m i" as bilabial, open vowel, bilabial, close vowel
+    # (test_viseme_sequence_drops_silence_and_boundaries_and_merges_runs): the same runs.
+    assert int(count[0]) == 4
+    assert np.asarray(index)[0].tolist() == [t, 0, t, 1, t, 1, t, 2, t, 2, 3, t]
+
+
+def test_ctc_runs_join_one_group_across_a_word_boundary_and_keep_an_all_blank_clip():
+    frames = ("bilabial", "<|>", "silence", "bilabial")  # "p | b": one closure, as in stage 2
+    index, count = visemes.ctc_runs(_scores(*frames), jnp.ones((1, 4), bool))
+    assert int(count[0]) == 1 and np.asarray(index)[0].tolist() == [0, 4, 4, 0]
+    # A clip of blanks only still gives the decoder an input: every frame under its best
+    # shown group (here all the same one: one run).
+    blank = jnp.where(jnp.arange(visemes.num_groups()) == visemes.SILENCE_GROUP, 0.0,
+                      jnp.where(jnp.arange(visemes.num_groups()) == _group("bilabial"),
+                                -1.0, -5.0))
+    index, count = visemes.ctc_runs(jnp.broadcast_to(blank, (1, 3, visemes.num_groups())),
+                                    jnp.asarray([[True, True, False]]))
+    assert int(count[0]) == 1 and np.asarray(index)[0].tolist() == [0, 0, 3]
+
+
+def _lipreader(memory_units: str):
+    import ml_collections
+
+    from lipjax.models import factory
+
+    model_cfg = factory.model_config("tiny", text_vocab=20, languages=("it",), dropout=0.0,
+                                     memory_addressing="posterior", memory_units=memory_units,
+                                     memory_residual=False, memory_layers=0)
+    config = ml_collections.ConfigDict({"model": model_cfg, "train": {"dtype": "float32"}})
+    model = factory.lipreader(config, nnx.Rngs(0))
+    model.eval()
+    return model
+
+
+def _clips(t: int):
+    rng = np.random.default_rng(0)
+    video = jnp.asarray(rng.integers(0, 256, (2, t, 24, 24), np.uint8))
+    mask = jnp.asarray(np.arange(t)[None] < np.array([[t], [t - 3]]))
+    return video, mask, jnp.zeros((2,), jnp.int32)
+
+
+def test_lipreader_ctc_read_skips_blanks_and_boundaries_and_renormalises():
+    """memory_units="visemes_ctc": a CTC unit head's blank and word-boundary frames give no
+    input; a spike frame reads its group posteriors without the blank's and the boundary's
+    share, so a run's input is a mixture of the groups lips show only."""
+    inventory = phonemes.load_inventory()
+    model = _lipreader("visemes_ctc")
+    units = jnp.asarray(_units("<blank>", "p", "<blank>", "<blank>", "m", "|", "a", "<blank>",
+                               "a", "i", "<blank>", "<blank>"))
+    # Peaky CTC posteriors: spikes that still leave the blank a good share of their mass.
+    logits = 4.0 * jax.nn.one_hot(units, inventory.size)
+    logits = logits + 3.0 * jax.nn.one_hot(phonemes.BLANK_ID, inventory.size)
+    logits = logits[None].repeat(2, 0)
+    video, mask, lang = _clips(units.shape[0])
+    with unittest.mock.patch.object(type(model.unit_head), "__call__",
+                                    lambda self, x: logits):
+        states, out_mask = model.encode(video, mask, lang)
+        weights = model.memory_attention(video, mask, "it")
+    # p _ _ m | (one bilabial run), a _ a (one open vowel run), i; the second clip ends
+    # before the last three frames (i included).
+    assert np.asarray(out_mask).sum(1).tolist() == [3, 2]
+    hidden = [visemes.SILENCE_GROUP, _group("<|>")]
+    assert float(jnp.abs(weights[..., hidden]).max()) == 0.0  # no weight on blank or boundary
+    np.testing.assert_allclose(np.asarray(weights.sum(-1)), 1.0, rtol=1e-6)
+    group_probs = np.array(jax.nn.softmax(logits, -1) @ jnp.asarray(visemes.membership()))
+    group_probs[..., hidden] = 0.0
+    group_probs /= group_probs.sum(-1, keepdims=True)
+    reads = group_probs @ np.asarray(model.decoders.lmdecoders["it"].viseme_memory())
+    # memory_layers=0: the states are the run means; the first averages frames 1 and 4.
+    np.testing.assert_allclose(np.asarray(states)[0, 0], reads[0, [1, 4]].mean(0), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(states)[0, 1], reads[0, [6, 8]].mean(0), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_frame_label_viseme_read_is_unchanged():
+    """memory_units="visemes" (a unit head trained on frame labels) reads as it always did:
+    the group posteriors with silence included, silence frames dropped, runs of the weights'
+    most-read group (the computation written out here), bit for bit."""
+    model = _lipreader("visemes")
+    video, mask, lang = _clips(12)
+    states, out_mask = model.encode(video, mask, lang)
+
+    visual = model.visual(video, mask)
+    probs = jax.nn.softmax(model.unit_head(visual).astype(jnp.float32), axis=-1)
+    logits = jnp.log(probs @ jnp.asarray(visemes.membership()) + 1e-30)
+    memory = model.decoders.lmdecoders["it"].viseme_memory()
+    weights = model.memory_read.weights(visual, memory, logits)
+    read = model.memory_read.read(weights, visual, memory)
+    groups = jnp.argmax(weights.mean(axis=1), axis=-1)
+    valid = mask & (groups != visemes.SILENCE_GROUP)
+    valid = jnp.where(valid.any(axis=1, keepdims=True), valid, mask)
+    means, want_mask = visemes.run_means(read, *visemes.runs(groups, valid))
+    want = model.decoders.encode(means, want_mask, lang)
+    np.testing.assert_array_equal(np.asarray(out_mask), np.asarray(want_mask))
+    np.testing.assert_array_equal(np.asarray(states), np.asarray(want))

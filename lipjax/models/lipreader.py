@@ -125,14 +125,25 @@ class MemoryRead(nnx.Module):
         return read if self.visual is None else read + self.visual(states)
 
 
-MEMORY_UNITS = ("units", "visemes")
+MEMORY_UNITS = ("units", "visemes", "visemes_ctc")
 
 
 class LipReader(nnx.Module):
     """`memory_units`: "units" reads the K unit slots at every frame; "visemes" reads the
     LMDecoder's viseme group means (`LMDecoder.viseme_memory`; posterior weights summed over
     each group) and gives the decoder one input per run of frames reading one group, the form
-    of the viseme sequences stage 2 taught it (config loss.viseme_mix)."""
+    of the viseme sequences stage 2 taught it (config loss.viseme_mix).
+
+    "visemes_ctc" is the viseme read for a unit head trained with CTC (stage 1
+    `phoneme_targets=sequence`, what a corpus without frame labels allows). Its posteriors are
+    peaky: most frames are blank, meaning "no new unit here", not silence, and a few frames
+    spike on a unit or on the word boundary `|` that CTC targets contain. Stage 2's viseme
+    sequences (`visemes.viseme_sequence`) have neither blanks nor word boundaries and merge
+    every run of one group, across a dropped boundary too. So a frame whose most probable group
+    is blank or the word boundary gives the decoder no input; runs of one group join across
+    such frames (CTC would keep `b <blank> m` as two units, stage 2 as one bilabial); and each
+    frame reads the group posteriors renormalised over the groups lips show, since stage 2 never
+    fed the decoder the blank's or the boundary's slot."""
 
     def __init__(self, visual: VisualEncoder, decoders: LanguageDecoders,
                  memory_read: MemoryRead | None, unit_head: UnitHead | None = None,
@@ -148,24 +159,34 @@ class LipReader(nnx.Module):
         self.memory_units = memory_units
 
     def _read_inputs(self, states: jax.Array, code: str,
-                     ) -> tuple[jax.Array, jax.Array | None]:
-        """(memory, unit logits) for language `code`: unit slots, or viseme groups with the
-        posteriors' group sums as logits."""
+                     ) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
+        """(memory, logits the read's weights come from, group log-posteriors) for language
+        `code`: unit slots and the unit logits; or viseme groups with the posteriors' group
+        sums as logits (with "visemes_ctc" renormalised over the groups lips show), and the
+        group log-posteriors themselves (blank and word boundary included), or None without a
+        unit head."""
         logits = self.unit_head(states) if self.unit_head is not None else None
         lm = self.decoders.lmdecoders[code]
         if self.memory_units == "units":
-            return lm.memory(), logits
+            return lm.memory(), logits, None
+        groups = None
         if logits is not None:
             probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-            logits = jnp.log(probs @ jnp.asarray(viseme_groups.membership()) + 1e-30)
-        return lm.viseme_memory(), logits
+            groups = jnp.log(probs @ jnp.asarray(viseme_groups.membership()) + 1e-30)
+            logits = groups
+            if self.memory_units == "visemes_ctc":
+                logits = jnp.where(viseme_groups.shown_mask(), groups, -jnp.inf)
+        return lm.viseme_memory(), logits, groups
 
-    def read_memory(self, states: jax.Array, code: str) -> tuple[jax.Array, jax.Array]:
+    def read_memory(self, states: jax.Array, code: str,
+                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Visual states → (language `code`'s memory read (the LMDecoder's input space), the
-        read's weights (B, heads, T, slots))."""
-        memory, logits = self._read_inputs(states, code)
+        read's weights (B, heads, T, slots), each frame's group scores (B, T, G): the group
+        log-posteriors where there are any, else the weights' mean over heads)."""
+        memory, logits, groups = self._read_inputs(states, code)
         weights = self.memory_read.weights(states, memory, logits)
-        return self.memory_read.read(weights, states, memory), weights
+        scores = weights.mean(axis=1) if groups is None else groups
+        return self.memory_read.read(weights, states, memory), weights, scores
 
     def encode(self, video: jax.Array, mask: jax.Array, language: jax.Array,
                ) -> tuple[jax.Array, jax.Array]:
@@ -174,12 +195,17 @@ class LipReader(nnx.Module):
         if self.memory_read is not None:
             codes = self.decoders.codes
             position = None if len(codes) == 1 else language_positions(language, codes)
-            reads, weights = zip(*(self.read_memory(states, c) for c in codes), strict=True)
+            reads, weights, scores = zip(*(self.read_memory(states, c) for c in codes),
+                                         strict=True)
             states = select(list(reads), position)
             if self.memory_units == "visemes":
                 # As stage 2's viseme sequences: one input per run of frames that read one
                 # group most (silence dropped), the mean of the run's reads.
                 index, count = self._runs(select(list(weights), position), mask)
+                states, mask = viseme_groups.run_means(states, index, count)
+            elif self.memory_units == "visemes_ctc":
+                # The CTC form of the same: blank and word-boundary frames emit nothing.
+                index, count = viseme_groups.ctc_runs(select(list(scores), position), mask)
                 states, mask = viseme_groups.run_means(states, index, count)
         return self.decoders.encode(states, mask, language), mask
 
@@ -200,4 +226,5 @@ class LipReader(nnx.Module):
             raise ValueError("memory_attention: this lip reader has no memory "
                              "(config model.memory_addressing='none')")
         states = self.visual(video, mask)
-        return self.memory_read.weights(states, *self._read_inputs(states, code))
+        memory, logits, _ = self._read_inputs(states, code)
+        return self.memory_read.weights(states, memory, logits)

@@ -8,8 +8,9 @@ merged), each group embedded as the mean of its units' embeddings (`mean_matrix`
 the decoder learns to resolve what lips leave open with the language's knowledge. Stage 3
 (config model.memory_units="visemes") reads the same group means, weighted by the unit head's
 posteriors summed over each group, one input per run of frames (`runs`, `run_means`), so both
-stages feed the decoder one kind of input. Phones with no viseme class (blank/silence, the word
-boundary) form groups of their own.
+stages feed the decoder one kind of input; with a CTC unit head (model.memory_units=
+"visemes_ctc") blank and word-boundary frames emit nothing (`ctc_runs`). Phones with no viseme
+class (blank/silence, the word boundary) form groups of their own.
 """
 
 from __future__ import annotations
@@ -74,6 +75,14 @@ def shown_groups() -> np.ndarray:
     return np.asarray([g for g in range(len(names)) if g not in hidden], np.int32)
 
 
+@functools.cache
+def shown_mask() -> np.ndarray:
+    """(G,) bool: the groups lips show (`shown_groups`)."""
+    mask = np.zeros(num_groups(), bool)
+    mask[shown_groups()] = True
+    return mask
+
+
 def runs(groups: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Runs of one group along axis 1 of (B, T) `groups`, over the `valid` positions only (a run
     continues across invalid ones, as lips show p-silence-b as one closure): (run index of each
@@ -86,6 +95,22 @@ def runs(groups: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
     start = valid & ((before < 0) | (groups != prev))
     index = jnp.cumsum(start, axis=1) - 1
     return jnp.where(valid, index, t), start.sum(axis=1)
+
+
+def ctc_runs(scores: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Runs (as `runs`) of the frames of a CTC unit head, from their group scores (B, T, G)
+    (log-posteriors or probabilities, any monotonic scale), read as stage 2's viseme sequences
+    (`viseme_sequence`) are formed: a frame whose best group is silence (the CTC blank: no new
+    unit) or the word boundary emits nothing, and runs of one group join across such frames,
+    so `b <blank> m` and `p | b` give one bilabial as in stage 2, where CTC's own collapse
+    would keep two units. A frame is counted under its best shown group; a clip that emits
+    nothing keeps every frame under its best shown group (every clip gives the decoder an
+    input)."""
+    shown = jnp.asarray(shown_mask())
+    emits = mask & shown[jnp.argmax(scores, axis=-1)]
+    groups = jnp.argmax(jnp.where(shown, scores, -jnp.inf), axis=-1)
+    valid = jnp.where(emits.any(axis=1, keepdims=True), emits, mask)
+    return runs(groups, valid)
 
 
 def viseme_sequence(units: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -379,19 +379,19 @@ def _open(src: Source, split: str, data_dir: str) -> _Opened:
 def _check_languages(opened: Sequence[_Opened], allowed: Sequence[str]) -> None:
     """Every source's language is registered (its LID index and tokenizer exist) and, when
     data.languages is set, one of those."""
-    for o in opened:
-        if not o.language:
+    for corpus in opened:
+        if not corpus.language:
             continue
-        if o.language not in languages.codes():
+        if corpus.language not in languages.codes():
             raise ValueError(
-                    f"{o.label}: its clips' language {o.language!r} is not registered in "
-                    f"lipjax.languages (known: {', '.join(languages.codes())}); every source's "
-                    "language must be known. Register it (data_builders/adding_a_language.md) "
-                    "or drop the source from data.sources.")
-        if allowed and o.language not in allowed:
-            raise ValueError(f"{o.label} holds {o.language!r} clips, but this run reads "
-                             f"{', '.join(allowed)} (data.languages, from the config's lang "
-                             "argument); drop the source or change lang.")
+                    f"{corpus.label}: its clips' language {corpus.language!r} is not registered "
+                    f"in lipjax.languages (known: {', '.join(languages.codes())}); every "
+                    "source's language must be known. Register it "
+                    "(data_builders/adding_a_language.md) or drop the source from data.sources.")
+        if allowed and corpus.language not in allowed:
+            raise ValueError(f"{corpus.label} holds {corpus.language!r} clips, but this run "
+                             f"reads {', '.join(allowed)} (data.languages, from the config's "
+                             "lang argument); drop the source or change lang.")
 
 
 def _unit_settings(data_cfg: Any) -> tuple[str, int]:
@@ -405,12 +405,12 @@ def _unit_settings(data_cfg: Any) -> tuple[str, int]:
     return units, UnitTargets.from_names(units).vocab_size(int(_cfg(data_cfg, "unit_vocab")))
 
 
-def _probe_lengths(o: _Opened, max_frames: int, long_clips: str, units: str, vocab: int,
+def _probe_lengths(corpus: _Opened, max_frames: int, long_clips: str, units: str, vocab: int,
                    seed: int) -> None:
     """Reads a source's clips (all, or a seeded sample of PROBE_CLIPS) at loader open: logs how
     many are longer than data.max_frames, stops when none would be left (a stream that drops
     every clip never yields a batch), and checks the unit targets early."""
-    n = len(o.data)
+    n = len(corpus.data)
     if n == 0:
         return
     every = n <= PROBE_CLIPS
@@ -418,25 +418,25 @@ def _probe_lengths(o: _Opened, max_frames: int, long_clips: str, units: str, voc
                np.sort(np.random.default_rng(seed).choice(n, PROBE_CLIPS, replace=False)))
     lengths = []
     for i in indices:
-        ex = o.data[int(i)]
+        ex = corpus.data[int(i)]
         if units:
-            check_unit_ids(ex, units, vocab, o.label)
-        lengths.append(clip_frames(ex, o.with_video))
+            check_unit_ids(ex, units, vocab, corpus.label)
+        lengths.append(clip_frames(ex, corpus.with_video))
     lengths = np.asarray(lengths)
     long = int((lengths > max_frames).sum())
     read = f"{n} clips" if every else f"a sample of {len(lengths)} of its {n} clips"
     span = f"{lengths.min()}-{lengths.max()} frames"
     if long == len(lengths) and long_clips == "drop":
         raise ValueError(
-                f"data.max_frames={max_frames}: every clip of {o.label} is longer ({read}, "
+                f"data.max_frames={max_frames}: every clip of {corpus.label} is longer ({read}, "
                 f"{span}), so training would read nothing from it. Raise data.max_frames to at "
                 f"least {lengths.min()} (the frame buckets, data.frame_buckets, should reach it "
                 "too), set data.long_clips=crop, or drop the source from data.sources.")
     what = "dropped" if long_clips == "drop" else "cropped"
     level = logging.WARNING if long else logging.INFO
     log.log(level, "%s: %d of %s (%.1f %%) are longer than data.max_frames=%d and are %s "
-            "(data.long_clips=%s); lengths %s.", o.label, long, read, 100 * long / len(lengths),
-            max_frames, what, long_clips, span)
+            "(data.long_clips=%s); lengths %s.", corpus.label, long, read,
+            100 * long / len(lengths), max_frames, what, long_clips, span)
 
 
 def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
@@ -482,17 +482,17 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
     shard_batch = global_batch // num_shards
 
     opened = [_open(src, split, data_dir) for src in chosen]
-    kinds = {o.label: "video" if o.with_video else "audio-only" for o in opened}
+    kinds = {corpus.label: "video" if corpus.with_video else "audio-only" for corpus in opened}
     if len(set(kinds.values())) != 1:
         raise ValueError(f"data.sources mixes video and audio-only configs {kinds}; a loader "
                          "yields one kind of batch.")
     with_video = opened[0].with_video
     _check_languages(opened, tuple(_cfg(data_cfg, "languages")))
-    for o in opened:
-        if units and len(o.data):
-            check_unit_ids(o.data[0], units, unit_vocab, o.label)
+    for corpus in opened:
+        if units and len(corpus.data):
+            check_unit_ids(corpus.data[0], units, unit_vocab, corpus.label)
         if train:
-            _probe_lengths(o, max_frames, long_clips, units, unit_vocab, seed)
+            _probe_lengths(corpus, max_frames, long_clips, units, unit_vocab, seed)
     labels = tuple(s.label(split) for s in sources)
     collate = Collate(batch_size=shard_batch, with_video=with_video, frame_buckets=frame_buckets,
                       token_bucket=int(_cfg(data_cfg, "token_bucket")),
@@ -500,7 +500,7 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
     read = grain.ReadOptions(num_threads=int(_cfg(data_cfg, "read_threads")),
                              prefetch_buffer_size=max(16, 2 * shard_batch))
     # Every shard runs the same number of eval steps: shard 0 is the largest.
-    largest = sum(shard_range(len(o.data), 0, num_shards)[1] for o in opened)
+    largest = sum(shard_range(len(corpus.data), 0, num_shards)[1] for corpus in opened)
     num_batches = None if train else -(-largest // shard_batch)
 
     datasets = []
@@ -514,12 +514,14 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
                 downsample=int(_cfg(data_cfg, "downsample")), long_clips=long_clips,
                 units=units, unit_vocab=unit_vocab, sources=labels)
         if transform.tokenize and not datasets:  # fail now, not inside a worker
-            for o in opened:
-                if o.language:
-                    transform.tokenizer(o.language)
-        parts = [(o, grain.MapDataset.source(o.data)[slice(
-                *shard_range(len(o.data), shard_index, num_shards))].map(_Tag(o.source.index)))
-                 for o in opened]
+            for corpus in opened:
+                if corpus.language:
+                    transform.tokenizer(corpus.language)
+        parts = []
+        for corpus in opened:
+            shard = slice(*shard_range(len(corpus.data), shard_index, num_shards))
+            clips = grain.MapDataset.source(corpus.data)[shard].map(_Tag(corpus.source.index))
+            parts.append((corpus, clips))
         if train:
             dataset = _train_dataset(parts, transform, collate, read, shard_batch, seed,
                                      len(sources), max_frames, shard_index, num_shards)
@@ -531,7 +533,8 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
             dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
         datasets.append(dataset)
     return Loader(datasets, train=train, num_batches=num_batches, shards=shards,
-                  num_shards=num_shards, labels={o.source.index: o.label for o in opened})
+                  num_shards=num_shards,
+                  labels={corpus.source.index: corpus.label for corpus in opened})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -550,14 +553,14 @@ def _train_dataset(parts: list, transform: ClipTransform, collate: Collate,
     """One shard's endless stream: per source shuffle + repeat, weighted mix, batches of the
     clips that fit (the others counted)."""
     streams, sizes = [], {}
-    for o, ds in parts:
+    for corpus, ds in parts:
         if len(ds) == 0:
-            raise ValueError(f"{o.label} has no examples for data shard {shard_index} of "
+            raise ValueError(f"{corpus.label} has no examples for data shard {shard_index} of "
                              f"{num_shards} in {transform.data_dir}.")
-        index = o.source.index
+        index = corpus.source.index
         sizes[index] = len(ds)
         streams.append(ds.shuffle(seed=(int(seed) * 1_000_003 + index) % 2**32).repeat())
-    mixed = (grain.MapDataset.mix(streams, [o.source.weight for o, _ in parts])
+    mixed = (grain.MapDataset.mix(streams, [corpus.source.weight for corpus, _ in parts])
              if len(streams) > 1 else streams[0])
     clips = mixed.map_with_index(transform).to_iter_dataset(read)
     return _FitBatches(clips, batch=batch, collate=collate, num_sources=num_sources,

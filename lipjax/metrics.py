@@ -4,11 +4,16 @@ distance, viseme error rate (VER), language-ID accuracy.
 Corpus-level rates (total edits / total reference length) rather than a mean of per-utterance
 rates, as reported in the lip-reading literature. An empty reference contributes its
 hypothesis length as insertions (jiwer rejects empty references).
+
+Each rate is also available as its two sums (`Counts`: errors, total), which is what several
+hosts exchange: each scores its own clips, the sums are added, and only then divided, so any
+number of hosts gives the one-host number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import jiwer
 import numpy as np
@@ -26,12 +31,37 @@ def edit_distance(ref: Sequence, hyp: Sequence) -> int:
     return int(row[-1])
 
 
-def error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> float:
-    """Σ edit distance / Σ reference length over a corpus of token sequences."""
+class Counts(NamedTuple):
+    """A corpus-level rate as its numerator and denominator (edits and reference length, or
+    correct and total predictions for an accuracy). A denominator of 0 gives 1.0 if the
+    numerator counted anything (a hypothesis for empty references) and 0.0 otherwise."""
+
+    numerator: float
+    denominator: float
+
+    @property
+    def rate(self) -> float:
+        if self.denominator > 0:
+            return float(self.numerator) / float(self.denominator)
+        return float(self.numerator > 0)
+
+
+def rates(counts: Mapping[str, Counts]) -> dict[str, float]:
+    """{name: Counts} -> {name: rate}."""
+    return {name: Counts(*c).rate for name, c in counts.items()}
+
+
+def error_counts(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> Counts:
+    """(Σ edit distance, Σ reference length) over a corpus of token sequences."""
     if len(refs) != len(hyps):
         raise ValueError(f"error_rate: {len(refs)} references but {len(hyps)} hypotheses")
     edits = sum(edit_distance(r, h) for r, h in zip(refs, hyps, strict=True))
-    return edits / max(sum(len(r) for r in refs), 1)
+    return Counts(edits, sum(len(r) for r in refs))
+
+
+def error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> float:
+    """Σ edit distance / Σ reference length over a corpus of token sequences."""
+    return error_counts(refs, hyps).rate
 
 
 def to_visemes(phones: Sequence[str]) -> list[str]:
@@ -55,29 +85,52 @@ def to_visemes(phones: Sequence[str]) -> list[str]:
     return out
 
 
+def viseme_error_counts(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> Counts:
+    """`error_counts` between phone sequences after mapping both sides to viseme classes."""
+    return error_counts([to_visemes(r) for r in refs], [to_visemes(h) for h in hyps])
+
+
 def viseme_error_rate(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> float:
     """Error rate between phone sequences after mapping both sides to viseme classes: the
     limit of what lip reading can resolve without language knowledge."""
-    return error_rate([to_visemes(r) for r in refs], [to_visemes(h) for h in hyps])
+    return viseme_error_counts(refs, hyps).rate
 
 
-def _rate(refs: Sequence[str], hyps: Sequence[str], fn) -> float:
+def _counts(refs: Sequence[str], hyps: Sequence[str], fn) -> Counts:
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r.strip()]
     extra = sum(len(h.split() if fn is jiwer.process_words else h)
                 for r, h in zip(refs, hyps, strict=True) if not r.strip())
     if not pairs:
-        return float(extra > 0)
+        return Counts(extra, 0)
     out = fn([r for r, _ in pairs], [h for _, h in pairs])
     edits = out.substitutions + out.deletions + out.insertions + extra
-    return edits / max(out.substitutions + out.deletions + out.hits, 1)
+    return Counts(edits, out.substitutions + out.deletions + out.hits)
+
+
+def wer_counts(refs: Sequence[str], hyps: Sequence[str]) -> Counts:
+    """(word edits, reference words) of a corpus."""
+    return _counts(refs, hyps, jiwer.process_words)
+
+
+def cer_counts(refs: Sequence[str], hyps: Sequence[str]) -> Counts:
+    """(character edits, reference characters) of a corpus."""
+    return _counts(refs, hyps, jiwer.process_characters)
 
 
 def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
-    return _rate(refs, hyps, jiwer.process_words)
+    return wer_counts(refs, hyps).rate
 
 
 def cer(refs: Sequence[str], hyps: Sequence[str]) -> float:
-    return _rate(refs, hyps, jiwer.process_characters)
+    return cer_counts(refs, hyps).rate
+
+
+def lid_counts(labels: np.ndarray, predictions: np.ndarray) -> Counts:
+    """(correct, total) language predictions: the accuracy's two sums."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    return Counts(int((labels == predictions).sum()), int(labels.size))
 
 
 def lid_accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:

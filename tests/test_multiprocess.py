@@ -130,10 +130,19 @@ def test_stage1_two_processes_match_one_and_checkpoints_cross(data_dir, env, tmp
 
 
 def test_stage3_two_processes_match_one(data_dir, env, tmp_path):
+    """Training as above, and the validation scores of the last step: each process scores its
+    own clips and the processes add their edit and reference-length counts (padding rows
+    excluded), so 2 processes give exactly the corpus-level WER/CER that 1 process gives."""
     two, one = tmp_path / "two", tmp_path / "one"
-    run_two(_stage3(data_dir, 2), two, env, tmp_path / "logs")
-    run_one(_stage3(data_dir, 2), one, env)
+    evaluate = "--config.train.eval_every=2"
+    run_two(_stage3(data_dir, 2), two, env, tmp_path / "logs", evaluate)
+    run_one(_stage3(data_dir, 2), one, env, evaluate)
     assert_close_runs(two, one, 2)
+    scores = [read_metrics(str(w), "eval") for w in (two, one)]
+    assert [r["step"] for r in scores[0]] == [r["step"] for r in scores[1]] == [2]
+    names = {"wer", "cer", "wer_ctc"}
+    assert names <= set(scores[0][0]), scores[0]
+    assert {k: scores[0][0][k] for k in names} == {k: scores[1][0][k] for k in names}
 
 
 def test_dead_peer_ends_the_other_process(data_dir, env, tmp_path):

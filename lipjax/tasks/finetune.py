@@ -27,6 +27,7 @@ from lipjax.tasks.common import load_subtrees
 from lipjax.tasks.text import TextSettings
 
 # wer / cer of the attention decoder, wer_ctc of the CTC head.
+eval_counts = text.eval_counts
 eval_metrics = text.eval_metrics
 
 

@@ -21,6 +21,7 @@ from lipjax.tasks import text
 from lipjax.tasks.text import TextSettings
 
 # wer / cer of the attention decoder, wer_ctc of the CTC head.
+eval_counts = text.eval_counts
 eval_metrics = text.eval_metrics
 
 

@@ -129,16 +129,23 @@ def beam_step(encode: Encode, model: Any, batch: dict[str, jax.Array],
     return {"tokens": tokens, "tokens_len": lengths}
 
 
+def eval_counts(outputs: list[dict[str, np.ndarray]], batches: list[dict],
+                config: ml_collections.ConfigDict) -> dict[str, metrics.Counts]:
+    """wer / cer of the attention decoder; wer_ctc of the CTC head (text from the language's
+    SentencePiece model in config.data.data_dir, references from batch["text"]), as their
+    sums over this host's valid rows, so hosts can add them."""
+    refs, hyps = texts(outputs, batches, config)
+    result = {"wer": metrics.wer_counts(refs, hyps), "cer": metrics.cer_counts(refs, hyps)}
+    if outputs and all("ctc_tokens" in o for o in outputs):
+        _, ctc_hyps = texts(outputs, batches, config, key="ctc_tokens")
+        result["wer_ctc"] = metrics.wer_counts(refs, ctc_hyps)
+    return result
+
+
 def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
                  config: ml_collections.ConfigDict) -> dict[str, float]:
-    """wer / cer of the attention decoder; wer_ctc of the CTC head (text from the language's
-    SentencePiece model in config.data.data_dir, references from batch["text"])."""
-    refs, hyps = texts(outputs, batches, config)
-    result = {"wer": metrics.wer(refs, hyps), "cer": metrics.cer(refs, hyps)}
-    if all("ctc_tokens" in o for o in outputs):
-        _, ctc_hyps = texts(outputs, batches, config, key="ctc_tokens")
-        result["wer_ctc"] = metrics.wer(refs, ctc_hyps)
-    return result
+    """`eval_counts` as rates."""
+    return metrics.rates(eval_counts(outputs, batches, config))
 
 
 # ---------------------------------------------------------------------------------------------

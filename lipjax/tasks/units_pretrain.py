@@ -115,10 +115,11 @@ def _refs(batch: dict, units: UnitTargets) -> list[list[int]]:
     return [[int(u) for u in row[m]] for row, m in zip(ids, mask, strict=True)]
 
 
-def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
-                 config: ml_collections.ConfigDict) -> dict[str, float]:
+def eval_counts(outputs: list[dict[str, np.ndarray]], batches: list[dict],
+                config: ml_collections.ConfigDict) -> dict[str, metrics.Counts]:
     """per: unit (phone) error rate by edit distance (word boundaries excluded for phonemes);
-    ver: viseme error rate (phonemes only, see metrics.viseme_error_rate); lid_accuracy."""
+    ver: viseme error rate (phonemes only, see metrics.viseme_error_rate); lid_accuracy. As
+    their sums over this host's valid rows (padding rows excluded), so hosts can add them."""
     units = factory.unit_targets(config)
     refs, hyps, labels, preds = [], [], [], []
     for out, batch in zip(outputs, batches, strict=True):
@@ -136,14 +137,20 @@ def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
         if "lid" in out:
             labels.append(np.asarray(batch["language"])[valid])
             preds.append(np.asarray(out["lid"])[valid])
-    result = {"per": metrics.error_rate(refs, hyps)}
+    result = {"per": metrics.error_counts(refs, hyps)}
     if units.kind == "phoneme":
         from lipjax.units.phonemes import load_inventory
 
         inventory = load_inventory()
-        result["ver"] = metrics.viseme_error_rate([inventory.decode(r) for r in refs],
-                                                  [inventory.decode(h) for h in hyps])
+        result["ver"] = metrics.viseme_error_counts([inventory.decode(r) for r in refs],
+                                                    [inventory.decode(h) for h in hyps])
     if labels:
-        result["lid_accuracy"] = metrics.lid_accuracy(np.concatenate(labels),
-                                                      np.concatenate(preds))
+        result["lid_accuracy"] = metrics.lid_counts(np.concatenate(labels),
+                                                    np.concatenate(preds))
     return result
+
+
+def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
+                 config: ml_collections.ConfigDict) -> dict[str, float]:
+    """`eval_counts` as rates."""
+    return metrics.rates(eval_counts(outputs, batches, config))

@@ -1,17 +1,27 @@
-"""The training loop: one flat function, in sections, that a project can read top to bottom.
+"""The training loop, in named parts that a project can read top to bottom and extend.
 
     python -m lipjax.train --config configs/units_pretrain.py:tiny --workdir /tmp/run
 
 Every stage of the recipe runs through here; the task module (lipjax/tasks/<config.task>.py)
-supplies the model, the loss and the evaluation. See lipjax/train/checkpoint.py for the layout.
+supplies the model, the loss and the evaluation. The parts:
+- `train`: the workdir lock around a run;
+- `_train`: setup (task, mesh, optimizer, model created sharded), then `_resume`;
+- `_resume`: model, optimizer, RNGs and input stream from the latest checkpoint, or the
+  pretrained weights a task loads at step 0 (a checkpoint that does not fit the config stops
+  the run: lipjax/train/checkpoint.py);
+- `TrainLoop`: one train step at a time (`step`), the NaN guard, logging, evaluation
+  (`evaluate_now`, lipjax/train/evaluation.py), the checkpoint policy (`CheckpointPolicy`) and
+  preemption (lipjax/train/preemption.py). Frozen sub-trees run in eval mode
+  (lipjax/train/modes.py).
+See lipjax/train/checkpoint.py for the checkpoint layout.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
-import signal
 import time
 from typing import Any
 
@@ -24,6 +34,10 @@ from lipjax.data import sharding
 from lipjax.train import mesh as mesh_lib
 from lipjax.train import schedules
 from lipjax.train.checkpoint import Checkpointer, saved_num_shards
+from lipjax.train.evaluation import eval_outputs as eval_outputs
+from lipjax.train.evaluation import evaluate
+from lipjax.train.modes import set_train_mode
+from lipjax.train.preemption import Preemption
 from lipjax.train.progress import Progress
 from lipjax.train.state import checkpoint_tree, create_train_state, load_checkpoint_tree, reshard
 from lipjax.train.step import make_eval_step, make_train_step
@@ -35,47 +49,6 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN/Inf; training stopped and nothing from that state was saved."""
-
-
-def _set_mode(model: nnx.Module, train: bool) -> None:
-    model.train() if train else model.eval()
-
-
-def eval_outputs(model: nnx.Module, eval_step, config: ml_collections.ConfigDict,
-                 mesh: jax.sharding.Mesh, loader: Any) -> tuple[list[dict], list[dict]]:
-    """One pass of the eval `loader` through `eval_step` on device: this host's outputs and
-    batches, each host batch padded to the shapes agreed across processes so that it lines up
-    with its outputs."""
-    max_batches = config.train.get("eval_batches", 0) or math.inf
-    outputs, batches = [], []
-    _set_mode(model, train=False)
-    for i, batch in enumerate(loader):
-        if i >= max_batches:
-            break
-        batch = sharding.agree_shapes(batch)
-        out = eval_step(model, sharding.to_global(batch, mesh, agreed=True))
-        outputs.append(mesh_lib.to_host_local(out, mesh))
-        batches.append(batch)
-    _set_mode(model, train=True)
-    return outputs, batches
-
-
-def evaluate(task: Any, model: nnx.Module, eval_step, config: ml_collections.ConfigDict,
-             mesh: jax.sharding.Mesh, loader: Any) -> dict[str, float]:
-    """`eval_outputs`, then task.eval_metrics on each host. With several processes each host
-    scores its own shard; the metrics are averaged (weighted by the number of clips per host).
-    """
-    outputs, batches = eval_outputs(model, eval_step, config, mesh, loader)
-    metrics = dict(task.eval_metrics(outputs, batches, config)) if batches else {}
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        names = sorted(metrics)
-        count = sum(len(next(iter(b.values()))) for b in batches)
-        local = np.array([count] + [metrics[k] * count for k in names], np.float64)
-        total = multihost_utils.process_allgather(local).sum(0)
-        metrics = {k: float(total[i + 1] / max(total[0], 1)) for i, k in enumerate(names)}
-    return {k: float(v) for k, v in metrics.items()}
 
 
 def _any_process(flag: bool) -> bool:
@@ -112,178 +85,247 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         lock.release()
 
 
+# --------------------------------------------------------------------------------------------
+# Setup and resumption.
+# --------------------------------------------------------------------------------------------
+
+
 def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    from lipjax.data.pipeline import make_loader
     from lipjax.tasks import get_task
 
-    # ----------------------------------------------------------------------------------------
-    # Setup: task, mesh, optimizer.
-    # ----------------------------------------------------------------------------------------
-    tcfg = config.train
-    num_steps = int(tcfg.num_steps)
+    num_steps = int(config.train.num_steps)
     task = get_task(config.task)
-    mesh = mesh_lib.make_mesh(tcfg.get("mesh", None))
+    mesh = mesh_lib.make_mesh(config.train.get("mesh", None))
     mesh_lib.connect_collectives(mesh)
     os.makedirs(workdir, exist_ok=True)
-    if jax.process_index() == 0:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
     log.info("%d processes, %d devices, mesh %s", jax.process_count(), jax.device_count(),
              dict(mesh.shape))
     schedule = schedules.make_schedule(config.optim, num_steps)
     tx = schedules.make_optimizer(config.optim, num_steps)
 
     with jax.set_mesh(mesh):
-        # ------------------------------------------------------------------------------------
-        # Model + optimizer state, created sharded on the mesh.
-        # ------------------------------------------------------------------------------------
         model, optimizer, rngs = create_train_state(task, config, mesh, tx)
         n_params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
         log.info("model: %s parameters", f"{n_params:,}")
-
-        # ------------------------------------------------------------------------------------
-        # Input pipeline and checkpoints: resume model, optimizer and data stream together.
-        # ------------------------------------------------------------------------------------
+        tcfg = config.train
         ckpt = Checkpointer(workdir, keep=tcfg.get("keep", 3),
                             best_metric=tcfg.get("best_metric", None) or None,
                             best_mode=tcfg.get("best_mode", "min"),
                             async_save=tcfg.get("async_checkpoint", True))
-        # A resumed run keeps the data sharding it was started with (its stream is defined by
-        # it), whatever the process count now, when that count divides it.
-        latest = ckpt.latest_step()
-        shards = saved_num_shards(ckpt.data_dir(latest)) if latest is not None else None
-        restore_data = shards is None or shards % jax.process_count() == 0
-        if not restore_data:
-            log.warning("checkpoint %s/%d has %d data shards, not divisible by %d processes: "
-                        "restoring the model and optimizer, the input stream starts afresh",
-                        ckpt.directory, latest, shards, jax.process_count())
-            shards = None
-        loader = make_loader(config.data, "train", train=True, seed=config.seed, mesh=mesh,
-                             num_shards=shards)
-        step, restored = ckpt.restore_latest(checkpoint_tree(model, optimizer, rngs, 0),
-                                             loader if restore_data else None)
-        if restored is not None:
-            step = load_checkpoint_tree(model, optimizer, rngs, restored)
-            log.info("resumed from %s/%d", ckpt.directory, step)
-        else:
-            step = 0
-            if getattr(task, "load_pretrained", None) is not None:
-                task.load_pretrained(model, config)
-                reshard(model, mesh)
-        it = loader if hasattr(loader, "__next__") else iter(loader)
-
-        # ------------------------------------------------------------------------------------
-        # Loop: step, NaN guard, log, evaluate, checkpoint; SIGTERM saves and exits.
-        # ------------------------------------------------------------------------------------
-        settings = task.settings(config)
-        train_step = make_train_step(task, settings, schedule)
-        eval_step = make_eval_step(task, settings)
-        writer = MetricWriter(workdir, resume_step=step)
-        global_batch = config.data.batch_size
-        progress = Progress(step, num_steps, global_batch)
-        stop = {"signal": None}
-
-        def on_sigterm(signum, frame):
-            stop["signal"] = signum
-
-        previous_handler = None
         try:
-            previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
-        except ValueError:  # not the main thread: no preemption handling
-            pass
-
-        log_every, eval_every = tcfg.get("log_every", 50), tcfg.get("eval_every", 0)
-        ckpt_every = tcfg.get("checkpoint_every", 0)
-        eval_loader = None
-        window: list[dict] = []
-        pending: tuple[int, dict] | None = None
-        last_eval: dict[str, float] = {}
-        t_window = time.perf_counter()
-
-        def check_finite(at_step: int, metrics: dict) -> None:
-            loss = float(np.asarray(metrics["loss"]))
-            if not math.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"loss is {loss} at step {at_step} (config {config.task}, workdir {workdir});"
-                    f" stopped without saving this state; last checkpoint: {ckpt.latest_step()}")
-
-        def run_eval(at_step: int) -> dict[str, float]:
-            nonlocal eval_loader
-            if eval_loader is None:
-                eval_loader = make_loader(config.data, tcfg.get("eval_split", "validation"),
-                                          train=False, seed=config.seed, mesh=mesh)
-            scores = evaluate(task, model, eval_step, config, mesh, eval_loader)
-            writer.write(at_step, scores, "eval")
-            progress.write(f"step {at_step} eval: " + ", ".join(
-                f"{k}={v:.4g}" for k, v in sorted(scores.items())))
-            return scores
-
-        if step == 0 and eval_every and tcfg.get("eval_at_start", False):
-            # The loaded (pretrained) weights are a candidate too: with few clips, training
-            # can end worse than it started, and selection on validation should see that.
-            last_eval = run_eval(0)
-            ckpt.save(0, checkpoint_tree(model, optimizer, rngs, 0), loader, metrics=last_eval)
-
-        _set_mode(model, train=True)
-        try:
-            while step < num_steps:
-                try:
-                    batch = next(it)
-                except StopIteration as e:
-                    raise RuntimeError(f"train loader of {config.task} ended at step {step}; "
-                                       "expected an endless (repeating) train stream") from e
-                metrics = train_step(model, optimizer, rngs, sharding.to_global(batch, mesh))
-                step += 1
-                if pending is not None:  # lag one step so the host never waits on the device
-                    check_finite(*pending)
-                pending = (step, metrics)
-                window.append(metrics)
-                progress.update()
-
-                if step % log_every == 0 or step == num_steps:
-                    check_finite(*pending)
-                    host = jax.tree.map(lambda x: float(np.asarray(x)), window)
-                    avg = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-                    dt = time.perf_counter() - t_window
-                    avg["steps_per_s"] = len(window) / dt
-                    avg["clips_per_s"] = len(window) * global_batch / dt
-                    writer.write(step, avg, "train")
-                    progress.postfix(avg)
-                    window, t_window = [], time.perf_counter()
-
-                evaluated = False
-                if eval_every and (step % eval_every == 0 or step == num_steps):
-                    check_finite(*pending)
-                    last_eval = run_eval(step)
-                    evaluated = True
-
-                preempted = stop["signal"] is not None
-                if jax.process_count() > 1:  # agree on a common step (checked at log steps)
-                    from jax.experimental import multihost_utils
-
-                    preempted = step % log_every == 0 and bool(np.any(
-                        multihost_utils.process_allgather(np.array([preempted]))))
-                if preempted or step == num_steps or (ckpt_every and step % ckpt_every == 0):
-                    check_finite(*pending)
-                    ckpt.save(step, checkpoint_tree(model, optimizer, rngs, step), loader,
-                              metrics=last_eval if evaluated else None)
-                if preempted:
-                    progress.write(f"SIGTERM: saved checkpoint at step {step}, exiting")
-                    break
+            step, loader = _resume(task, config, workdir, mesh, ckpt, model, optimizer, rngs)
+            _write_config(config, workdir)
+            loop = TrainLoop(task=task, config=config, workdir=workdir, mesh=mesh, ckpt=ckpt,
+                             model=model, optimizer=optimizer, rngs=rngs, loader=loader,
+                             step=step, schedule=schedule)
+            return loop.run()
         except BaseException:
             # With several processes a failure is often a dead peer: waiting for a save in
             # flight could block on it forever. That save stays in Orbax's temporary directory
             # and is never restored.
-            if jax.process_count() > 1:
-                ckpt = None
+            if jax.process_count() == 1:
+                ckpt.close()
             raise
-        finally:
-            if ckpt is not None:
-                ckpt.close()  # waits for async saves in flight (all from finite states)
-            writer.close()
-            progress.close()
-            if previous_handler is not None:
-                signal.signal(signal.SIGTERM, previous_handler)
 
-    return {"step": step, "eval": last_eval, "preempted": stop["signal"] is not None,
-            "checkpoint_dir": os.path.abspath(os.path.join(workdir, "checkpoints"))}
+
+def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """The run's config as `config.json` (process 0), written once the checkpoints in the
+    workdir are known to fit it, so a refused resume leaves the config that wrote them."""
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=2))
+
+
+def _resume(task: Any, config: ml_collections.ConfigDict, workdir: str,
+            mesh: jax.sharding.Mesh, ckpt: Checkpointer, model: nnx.Module,
+            optimizer: nnx.Optimizer, rngs: nnx.Rngs) -> tuple[int, Any]:
+    """(step, train loader): the latest readable checkpoint restored into the live objects
+    (model, optimizer, RNGs and the loader's position), or step 0 with the task's pretrained
+    weights loaded. A resumed run keeps the data sharding it started with (its stream is
+    defined by it), whatever the process count now, when that count divides it."""
+    from lipjax.data.pipeline import make_loader
+
+    latest = ckpt.latest_step()
+    shards = saved_num_shards(ckpt.data_dir(latest)) if latest is not None else None
+    restore_data = shards is None or shards % jax.process_count() == 0
+    if not restore_data:
+        log.warning("checkpoint %s/%d has %d data shards, not divisible by %d processes: "
+                    "restoring the model and optimizer, the input stream starts afresh",
+                    ckpt.directory, latest, shards, jax.process_count())
+        shards = None
+    loader = make_loader(config.data, "train", train=True, seed=config.seed, mesh=mesh,
+                         num_shards=shards)
+    step, restored = ckpt.restore_latest(
+            checkpoint_tree(model, optimizer, rngs, 0), loader if restore_data else None,
+            **_config_arguments(ckpt, config, workdir))
+    if restored is not None:
+        step = load_checkpoint_tree(model, optimizer, rngs, restored)
+        log.info("resumed from %s/%d", ckpt.directory, step)
+        return step, loader
+    if getattr(task, "load_pretrained", None) is not None:
+        task.load_pretrained(model, config)
+        reshard(model, mesh)
+    return 0, loader
+
+
+def _config_arguments(ckpt: Checkpointer, config: ml_collections.ConfigDict,
+                      workdir: str) -> dict[str, Any]:
+    """What restore_latest accepts to name the config that wrote a checkpoint."""
+    import inspect
+
+    accepted = inspect.signature(ckpt.restore_latest).parameters
+    args = {}
+    if "written_by" in accepted:
+        args["written_by"] = os.path.join(workdir, "config.json")
+    if "config" in accepted:
+        args["config"] = config
+    return args
+
+
+# --------------------------------------------------------------------------------------------
+# The loop.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointPolicy:
+    """When to save: every `every` steps (0: never on a schedule), at the last step, and when
+    preempted."""
+
+    every: int
+    num_steps: int
+
+    def due(self, step: int, preempted: bool) -> bool:
+        return preempted or step == self.num_steps or bool(self.every and
+                                                           step % self.every == 0)
+
+
+class TrainLoop:
+    """Steps from `step` to config.train.num_steps: train, NaN guard, log, evaluate,
+    checkpoint; SIGTERM saves and exits."""
+
+    def __init__(self, *, task: Any, config: ml_collections.ConfigDict, workdir: str,
+                 mesh: jax.sharding.Mesh, ckpt: Checkpointer, model: nnx.Module,
+                 optimizer: nnx.Optimizer, rngs: nnx.Rngs, loader: Any, step: int,
+                 schedule: Any):
+        tcfg = config.train
+        self.task, self.config, self.workdir, self.mesh = task, config, workdir, mesh
+        self.ckpt, self.model, self.optimizer, self.rngs = ckpt, model, optimizer, rngs
+        self.loader = loader
+        self.step = step
+        self.num_steps = int(tcfg.num_steps)
+        self.log_every = int(tcfg.get("log_every", 50))
+        self.eval_every = int(tcfg.get("eval_every", 0))
+        self.policy = CheckpointPolicy(int(tcfg.get("checkpoint_every", 0)), self.num_steps)
+        self.freeze = tuple(config.optim.get("freeze", ()) or ())
+        settings = task.settings(config)
+        self.train_step = make_train_step(task, settings, schedule)
+        self.eval_step = make_eval_step(task, settings)
+        self.writer = MetricWriter(workdir, resume_step=step)
+        self.progress = Progress(step, self.num_steps, config.data.batch_size)
+        self.last_eval: dict[str, float] = {}
+        self._eval_loader = None
+        self._window: list[dict] = []
+        self._pending: tuple[int, dict] | None = None  # the newest step's metrics, not checked
+        self._window_start = time.perf_counter()
+
+    # -- the parts ----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        preemption = Preemption()
+        try:
+            with preemption:
+                if (self.step == 0 and self.eval_every
+                        and self.config.train.get("eval_at_start", False)):
+                    # The loaded (pretrained) weights are a candidate too: with few clips,
+                    # training can end worse than it started, and selection on validation
+                    # should see that.
+                    self.last_eval = self.evaluate_now()
+                    self.save(metrics=self.last_eval)
+                set_train_mode(self.model, self.freeze)
+                batches = self.loader if hasattr(self.loader, "__next__") else iter(self.loader)
+                while self.step < self.num_steps:
+                    self.train_one(batches)
+                    if self.step % self.log_every == 0 or self.step == self.num_steps:
+                        self.log_window()
+                    evaluated = bool(self.eval_every) and (
+                        self.step % self.eval_every == 0 or self.step == self.num_steps)
+                    if evaluated:
+                        self.check_finite()
+                        self.last_eval = self.evaluate_now()
+                        set_train_mode(self.model, self.freeze)
+                    preempted = preemption.stop_now(self.step, self.log_every)
+                    if self.policy.due(self.step, preempted):
+                        self.save(metrics=self.last_eval if evaluated else None)
+                    if preempted:
+                        self.progress.write(f"SIGTERM: saved checkpoint at step {self.step}, "
+                                            "exiting")
+                        break
+            self.ckpt.close()  # waits for async saves in flight (all from finite states)
+        finally:
+            self.writer.close()
+            self.progress.close()
+        return {"step": self.step, "eval": self.last_eval, "preempted": preemption.received,
+                "checkpoint_dir": os.path.abspath(os.path.join(self.workdir, "checkpoints"))}
+
+    def train_one(self, batches: Any) -> None:
+        """One optimizer step on the next batch. The finiteness of a step's loss is checked
+        one step later (or before anything reads the state), so the host never waits on the
+        device."""
+        try:
+            batch = next(batches)
+        except StopIteration as e:
+            raise RuntimeError(f"train loader of {self.config.task} ended at step {self.step};"
+                               " expected an endless (repeating) train stream") from e
+        metrics = self.train_step(self.model, self.optimizer, self.rngs,
+                                  sharding.to_global(batch, self.mesh))
+        self.step += 1
+        if self._pending is not None:
+            self.check_finite()
+        self._pending = (self.step, metrics)
+        self._window.append(metrics)
+        self.progress.update()
+
+    def check_finite(self) -> None:
+        if self._pending is None:
+            return
+        at_step, metrics = self._pending
+        loss = float(np.asarray(metrics["loss"]))
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss is {loss} at step {at_step} (config {self.config.task}, workdir "
+                f"{self.workdir}); stopped without saving this state; last checkpoint: "
+                f"{self.ckpt.latest_step()}")
+
+    def log_window(self) -> None:
+        """Means of the steps since the last log line, with steps/s and clips/s."""
+        self.check_finite()
+        host = jax.tree.map(lambda x: float(np.asarray(x)), self._window)
+        means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+        seconds = time.perf_counter() - self._window_start
+        means["steps_per_s"] = len(self._window) / seconds
+        means["clips_per_s"] = len(self._window) * self.config.data.batch_size / seconds
+        self.writer.write(self.step, means, "train")
+        self.progress.postfix(means)
+        self._window, self._window_start = [], time.perf_counter()
+
+    def evaluate_now(self) -> dict[str, float]:
+        """Corpus-level metrics on config.train.eval_split, written and shown."""
+        from lipjax.data.pipeline import make_loader
+
+        if self._eval_loader is None:
+            self._eval_loader = make_loader(
+                    self.config.data, self.config.train.get("eval_split", "validation"),
+                    train=False, seed=self.config.seed, mesh=self.mesh)
+        scores = evaluate(self.task, self.model, self.eval_step, self.config, self.mesh,
+                          self._eval_loader)
+        self.writer.write(self.step, scores, "eval")
+        self.progress.write(f"step {self.step} eval: " + ", ".join(
+            f"{k}={v:.4g}" for k, v in sorted(scores.items())))
+        return scores
+
+    def save(self, metrics: dict[str, float] | None) -> None:
+        self.check_finite()
+        self.ckpt.save(self.step, checkpoint_tree(self.model, self.optimizer, self.rngs,
+                                                  self.step),
+                       self.loader, metrics=metrics)

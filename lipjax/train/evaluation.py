@@ -1,0 +1,82 @@
+"""Evaluation: one pass of an eval loader on device, scored on the host as corpus-level rates.
+
+Each host scores only its own clips. A task's `eval_counts` gives each metric as its two sums
+(`lipjax.metrics.Counts`: edits and reference length, or correct and total predictions) over
+the host's real rows (padding rows excluded); the sums are added across processes before they
+are divided, so any number of hosts gives the number one host would.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from lipjax import metrics as metrics_lib
+from lipjax.data import sharding
+from lipjax.train import mesh as mesh_lib
+
+
+def eval_outputs(model: nnx.Module, eval_step, config: ml_collections.ConfigDict,
+                 mesh: jax.sharding.Mesh, loader: Any) -> tuple[list[dict], list[dict]]:
+    """One pass of the eval `loader` through `eval_step` on device: this host's outputs and
+    batches, each host batch padded to the shapes agreed across processes so that it lines up
+    with its outputs. The model runs in eval mode and is left in eval mode: the caller sets
+    the mode it trains in (`lipjax.train.modes.set_train_mode`)."""
+    max_batches = config.train.get("eval_batches", 0) or math.inf
+    outputs, batches = [], []
+    model.eval()
+    for i, batch in enumerate(loader):
+        if i >= max_batches:
+            break
+        batch = sharding.agree_shapes(batch)
+        out = eval_step(model, sharding.to_global(batch, mesh, agreed=True))
+        outputs.append(mesh_lib.to_host_local(out, mesh))
+        batches.append(batch)
+    return outputs, batches
+
+
+def host_counts(task: Any, outputs: list[dict], batches: list[dict],
+                config: ml_collections.ConfigDict) -> dict[str, metrics_lib.Counts]:
+    """This host's metric sums: task.eval_counts, or, for a task that only has eval_metrics,
+    each rate weighted by the host's real rows (exact with one process only)."""
+    if not batches:
+        return {}
+    if hasattr(task, "eval_counts"):
+        return {k: metrics_lib.Counts(*v) for k, v in
+                task.eval_counts(outputs, batches, config).items()}
+    rows = float(sum(int(np.sum(_valid(b))) for b in batches))
+    return {k: metrics_lib.Counts(float(v) * rows, rows)
+            for k, v in task.eval_metrics(outputs, batches, config).items()}
+
+
+def _valid(batch: dict) -> np.ndarray:
+    from lipjax.tasks.common import valid_rows
+
+    return valid_rows(batch)
+
+
+def sum_over_processes(counts: dict[str, metrics_lib.Counts]) -> dict[str, metrics_lib.Counts]:
+    """Every process's sums added (the names must agree: every host runs the same task on the
+    same number of eval batches)."""
+    if jax.process_count() == 1:
+        return counts
+    from jax.experimental import multihost_utils
+
+    names = sorted(counts)
+    local = np.array([[counts[k].numerator, counts[k].denominator] for k in names],
+                     np.float64).reshape(len(names), 2)
+    total = np.asarray(multihost_utils.process_allgather(local)).sum(0)
+    return {k: metrics_lib.Counts(float(total[i, 0]), float(total[i, 1]))
+            for i, k in enumerate(names)}
+
+
+def evaluate(task: Any, model: nnx.Module, eval_step, config: ml_collections.ConfigDict,
+             mesh: jax.sharding.Mesh, loader: Any) -> dict[str, float]:
+    """`eval_outputs`, then the corpus-level rates over every process's clips."""
+    outputs, batches = eval_outputs(model, eval_step, config, mesh, loader)
+    return metrics_lib.rates(sum_over_processes(host_counts(task, outputs, batches, config)))

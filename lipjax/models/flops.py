@@ -10,7 +10,7 @@ What is counted follows the model of `config.task`:
   units_pretrain (stage 1, `VisualUnitModel`): frontend → visual encoder → unit head [+ LID head];
   lmdecoder (stage 2, `LMDecoderModel`): unit embedding → [memory encoder] → decoder + CTC head;
   finetune (stage 3, `LipReader`): frontend → visual encoder → [memory read] → [memory encoder]
-    → decoder + CTC head. With use_memory=False and memory_layers=0 this is auto_avsr's VSR
+    → decoder + CTC head. With memory_addressing="none" and memory_layers=0 this is auto_avsr's VSR
     model exactly.
 Activation recomputation (train.remat) is not counted: the result is model FLOPs (MFU), not
 hardware FLOPs.

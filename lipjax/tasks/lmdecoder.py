@@ -42,9 +42,9 @@ def unit_input(batch: dict[str, jax.Array], settings: TextSettings,
 
     By default the units of `UnitTargets.lmdecoder_keys`. In training (a `key`), each example is
     given instead, with probability config loss.frame_mix, as the phone of each 25 Hz frame
-    (`frame_phonemes`, silence included: the form of stage 3's frames; a decoder that only read
-    phone sequences read the exact frame phones of the it test clips at WER 104 % against 75 %
-    for their sequence, small, 400 steps), or with probability loss.viseme_mix as its viseme
+    (`frame_phonemes`, silence included: the form of stage 3's frames, which a decoder that
+    only read phone sequences reads far worse; experiments/results/README.md), or with
+    probability loss.viseme_mix as its viseme
     sequence (lipjax/models/visemes.py: what lips can show, the input of stage 3's
     model.memory_units="visemes"), with loss.viseme_noise of its groups replaced, dropped or
     added at random (`visemes.corrupt`: stage 1's errors). A form with probability 1 applies in

@@ -39,16 +39,34 @@ def ctc_per_sequence(logits: jax.Array, logit_mask: jax.Array, labels: jax.Array
                           labels, 1.0 - label_mask.astype(jnp.float32), blank_id=blank_id)
 
 
+def ctc_feasible(logit_mask: jax.Array, labels: jax.Array, label_mask: jax.Array) -> jax.Array:
+    """(B,) bool: the sequence has an alignment, i.e. at least as many input frames as labels
+    plus one blank between each pair of equal neighbouring labels (CTC cannot emit "a a"
+    without a blank between them)."""
+    repeats = (labels[:, 1:] == labels[:, :-1]) & label_mask[:, 1:] & label_mask[:, :-1]
+    needed = label_mask.sum(axis=-1) + repeats.sum(axis=-1)
+    return logit_mask.sum(axis=-1) >= needed
+
+
 def ctc(logits: jax.Array, logit_mask: jax.Array, labels: jax.Array, label_mask: jax.Array,
         blank_id: int = 0, example_mask: jax.Array | None = None) -> jax.Array:
     """CTC loss averaged over sequences (optionally only over `example_mask` examples).
-    A sequence with fewer inputs than labels has no alignment (optax scores it near 1e5, which
-    would swamp the batch): it is left out."""
+    A sequence with too few inputs for its labels (`ctc_feasible`) has no alignment (optax
+    scores it near 1e5, which would swamp the batch): it is left out, and `ctc_left_out`
+    counts it so that the trainer can report it."""
     per_seq = ctc_per_sequence(logits, logit_mask, labels, label_mask, blank_id)
     if example_mask is None:
         example_mask = logit_mask.any(axis=-1)
-    feasible = logit_mask.sum(axis=-1) >= label_mask.sum(axis=-1)
-    return _mean(per_seq, example_mask & feasible)
+    return _mean(per_seq, example_mask & ctc_feasible(logit_mask, labels, label_mask))
+
+
+def ctc_left_out(logit_mask: jax.Array, labels: jax.Array, label_mask: jax.Array,
+                 example_mask: jax.Array | None = None) -> jax.Array:
+    """How many real examples of the batch `ctc` leaves out (too short for their labels)."""
+    if example_mask is None:
+        example_mask = logit_mask.any(axis=-1)
+    infeasible = example_mask & ~ctc_feasible(logit_mask, labels, label_mask)
+    return infeasible.sum().astype(jnp.float32)
 
 
 def accuracy(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:

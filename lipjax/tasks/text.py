@@ -101,6 +101,7 @@ def text_loss(model: Any, states: jax.Array, mask: jax.Array, batch: dict[str, j
                          batch["token_mask"], blank_id=PAD)
         loss = (1 - settings.ctc_weight) * ce + settings.ctc_weight * ctc
         out["ctc"] = ctc
+        out["ctc_left_out"] = losses.ctc_left_out(mask, batch["tokens"], batch["token_mask"])
     return loss, {"loss": loss, **out}
 
 

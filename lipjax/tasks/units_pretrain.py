@@ -59,7 +59,9 @@ def loss_fn(model: VisualUnitModel, batch: dict[str, jax.Array], rngs: nnx.Rngs 
     else:
         unit_loss = losses.ctc(out["unit_logits"], mask, batch["phoneme_ids"],
                                batch["phoneme_mask"], blank_id=0)
-        metrics_ = {}
+        # Clips too short for their phone sequence cannot be aligned: counted, not hidden.
+        metrics_ = {"ctc_left_out": losses.ctc_left_out(mask, batch["phoneme_ids"],
+                                                        batch["phoneme_mask"])}
     loss = unit_loss
     if "lid_logits" in out:
         lid = optax.softmax_cross_entropy_with_integer_labels(out["lid_logits"],

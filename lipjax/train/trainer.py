@@ -307,6 +307,11 @@ class TrainLoop:
         means["clips_per_s"] = len(self._window) * self.config.data.batch_size / seconds
         self.writer.write(self.step, means, "train")
         self.progress.postfix(means)
+        left_out = sum(m.get("ctc_left_out", 0.0) for m in host)
+        if left_out:
+            log.warning("steps %d-%d: %d examples left out of the CTC loss (fewer frames than "
+                        "their labels need); metric ctc_left_out counts them per step",
+                        self.step - len(host) + 1, self.step, int(left_out))
         self._window, self._window_start = [], time.perf_counter()
 
     def evaluate_now(self) -> dict[str, float]:

@@ -1,4 +1,6 @@
-"""`python -m data_builders NAME --manual_dir DIR ...`: builds a corpus (data_builders/build.py)."""
+"""`python -m data_builders NAME --manual_dir DIR ...`: builds a corpus (data_builders/build.py);
+`python -m data_builders tokenizer LANG --sources ...`: trains a language's tokenizer on built
+text (lipjax/data/tokenizer.py)."""
 
 import sys
 

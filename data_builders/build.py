@@ -10,6 +10,10 @@ field of the builder's config class is an option (`--units_k 100`, `--pretrain_m
 `--roi_dir DIR`); options that change the data give the built config a new name (`en` +
 `--units_k 100` -> `en_k100`, or `--name`), so that it never mixes with the plain one.
 The last lines name what was written and how to read it with `tfds.data_source`.
+
+    python -m data_builders tokenizer LANG --sources BUILDER/CONFIG/SPLIT[+...] [--data_dir D]
+
+trains the language's SentencePiece tokenizer on built text (lipjax/data/tokenizer.py; --help).
 """
 
 from __future__ import annotations
@@ -138,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     name, rest = argv[0], argv[1:]
+    if name == "tokenizer":
+        from lipjax.data import tokenizer
+
+        return tokenizer.main(rest)
     cls = registry.builder_cls(name)
     args = parser_for(cls, f"python -m data_builders {name}").parse_args(rest)
     overrides = {k: getattr(args, k) for k in config_options(cls)

@@ -34,6 +34,10 @@ class Language:
         num2words_code: language code for spelling out digits, or None to drop digits.
         lowercase: whether transcripts are lower-cased.
         keep_apostrophes: whether word-internal apostrophes survive normalisation.
+        alphabet: the characters of normalised text that every tokenizer of the language can
+            encode even when its training text lacks some (a small sample of a corpus may have
+            no "ñ"; SentencePiece would then turn every later "ñ" into an unknown piece). Empty:
+            only what the training text holds.
     """
 
     code: str
@@ -43,6 +47,7 @@ class Language:
     num2words_code: str | None = None
     lowercase: bool = True
     keep_apostrophes: bool = True
+    alphabet: str = ""
 
     def normalize(self, text: str) -> str:
         """Transcript normalisation used by every builder and metric: NFC, digits spelled out,
@@ -107,11 +112,13 @@ def index(code: str) -> int:
     return codes().index(code)
 
 
+_LATIN = "abcdefghijklmnopqrstuvwxyz'"
+
 for _lang in (
-        Language("en", "English", "en-us", "en", "en"),
-        Language("es", "Spanish", "es", "es", "es"),
-        Language("fr", "French", "fr-fr", "fr", "fr"),
-        Language("it", "Italian", "it", "it", "it"),
-        Language("pt", "Portuguese", "pt", "pt", "pt"),
+        Language("en", "English", "en-us", "en", "en", alphabet=_LATIN),
+        Language("es", "Spanish", "es", "es", "es", alphabet=_LATIN + "áéíóúüñ"),
+        Language("fr", "French", "fr-fr", "fr", "fr", alphabet=_LATIN + "àâæçéèêëîïôœùûüÿ"),
+        Language("it", "Italian", "it", "it", "it", alphabet=_LATIN + "àèéìíîòóùú"),
+        Language("pt", "Portuguese", "pt", "pt", "pt", alphabet=_LATIN + "áâãàçéêíóôõúü"),
 ):
     register(_lang)

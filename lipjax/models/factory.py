@@ -9,7 +9,8 @@ encoder ("conformer" | "transformer"), dim, heads, layers, ffn, kernel, dropout,
 ("phoneme" | "acoustic"), phoneme_targets ("sequence": CTC on the clip's phonemes | "frames":
 frame CE on the phone sounding at each frame, where the corpus has it), unit_vocab (0 = phoneme
 inventory size for phonemes, 100 for acoustic units), num_languages (0 = all registered),
-languages (LMDecoder languages), text_vocab, memory_layers, decoder_layers,
+languages (LMDecoder languages), text_vocab (0, the default: the size of the languages'
+tokenizers, see `text_vocab`), memory_layers, decoder_layers,
 memory_addressing ("attention" | "posterior" | "none": how stage-3 visual states read the
 LMDecoder memory, see lipreader.MemoryRead), memory_heads (0 = heads), memory_residual,
 memory_temperature (posterior addressing: the unit head's softmax temperature),
@@ -22,6 +23,8 @@ config.decoding, read by the tasks.
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 import ml_collections
@@ -35,7 +38,10 @@ from lipjax.models.layers import compute_dtype
 from lipjax.models.lipreader import LipReader, MemoryRead, VisualEncoder, VisualUnitModel
 from lipjax.models.lmdecoder import LanguageDecoders, LMDecoder, LMDecoderModel
 from lipjax.models.unit_head import UnitHead
+from lipjax.units import tokenizer
 from lipjax.units.targets import UnitTargets
+
+log = logging.getLogger(__name__)
 
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(frontend_width=8, dim=64, heads=4, layers=2, ffn=128, kernel=7,
@@ -48,7 +54,7 @@ SIZES: dict[str, dict[str, Any]] = {
 DEFAULTS: dict[str, Any] = dict(
     norm="batch", encoder="conformer", dropout=0.1, unit_type="phoneme", unit_vocab=0,
     phoneme_targets="sequence",
-    num_languages=0, languages=("en",), text_vocab=1000,
+    num_languages=0, languages=("en",), text_vocab=0,
     memory_addressing="attention", memory_heads=0, memory_residual=True, memory_units="units",
     memory_temperature=1.0,
 )
@@ -62,7 +68,14 @@ def model_config(size: str = "tiny", **overrides: Any) -> ml_collections.ConfigD
 
 
 def get(config: ml_collections.ConfigDict, key: str) -> Any:
-    """`config.model.<key>`, falling back to the size's value, then DEFAULTS."""
+    """`config.model.<key>`, falling back to the size's value, then DEFAULTS; `text_vocab` is
+    the resolved size (`text_vocab`), so that every reader of it gets the model's."""
+    if key == "text_vocab":
+        return text_vocab(config)
+    return _get(config, key)
+
+
+def _get(config: ml_collections.ConfigDict, key: str) -> Any:
     model = config.model
     if key in model:
         return model[key]
@@ -105,6 +118,69 @@ def lmdecoder_languages(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     return (codes,) if isinstance(codes, str) else tuple(codes)
 
 
+def _data_dir(config: ml_collections.ConfigDict) -> str:
+    data = config.get("data", None)
+    return os.fspath(data.get("data_dir", "") or "") if data is not None else ""
+
+
+def text_vocab_origin(config: ml_collections.ConfigDict) -> tuple[int, str]:
+    """(size of the LMDecoders' text vocabulary, where it comes from).
+
+    The size is the tokenizer's (`{data.data_dir}/tokenizers/{code}.model`, written by
+    `python -m data_builders tokenizer`): a decoder whose output layer is larger than its
+    tokenizer wastes outputs the targets never use, and one that is smaller cannot be trained.
+    With several languages the LMDecoders share one output size, the largest tokenizer's (a
+    smaller tokenizer's ids are a prefix of it; `tasks.common.ids_to_text` drops the rest).
+    config model.text_vocab, when set (non-zero), must equal it; it alone sizes the model only
+    where no tokenizer exists (a config without data, e.g. a benchmark on random batches).
+    """
+    explicit = int(_get(config, "text_vocab") or 0)
+    codes = lmdecoder_languages(config)
+    data_dir = _data_dir(config)
+    found: dict[str, tuple[str, int]] = {}
+    missing: list[str] = []
+    for code in codes if data_dir else ():
+        path = languages.get(code).tokenizer_path(data_dir)
+        if path.exists():
+            found[code] = (os.fspath(path), tokenizer.piece_count(path))
+        else:
+            missing.append(os.fspath(path))
+    build = (f"`python -m data_builders tokenizer {codes[0]} --sources "
+             f"mls/{codes[0]}/train+common_voice/{codes[0]}/train --data_dir "
+             f"{data_dir or 'DATA_DIR'}` (builder/config/split of its built text)")
+    if not found:
+        if explicit:
+            return explicit, "config model.text_vocab (no tokenizer found)"
+        where = (f"no tokenizer at {', '.join(missing)} (config data.data_dir={data_dir})"
+                 if data_dir else "the config has no data.data_dir to find tokenizers in")
+        raise ValueError(f"config model.text_vocab is 0 (read it from the tokenizer of "
+                         f"model.languages {list(codes)}) but {where}. Build the tokenizer "
+                         f"with {build}, or point data.data_dir at the data it was built in.")
+    if missing:
+        raise ValueError(f"config model.languages {list(codes)}: no tokenizer at "
+                         f"{', '.join(missing)} (config data.data_dir={data_dir}), while "
+                         f"{', '.join(p for p, _ in found.values())} exist: every language's "
+                         f"LMDecoder needs its tokenizer. Build the missing ones with {build}.")
+    size = max(n for _, n in found.values())
+    if len(found) == 1:
+        origin = "the tokenizer {} ({} pieces)".format(*next(iter(found.values())))
+    else:
+        origin = ("the largest of the tokenizers "
+                  + ", ".join(f"{p} ({n} pieces)" for p, n in found.values())
+                  + ", one output size shared by the LMDecoders")
+    if explicit and explicit != size:
+        raise ValueError(f"config model.text_vocab={explicit} (set in the config or with "
+                         f"--config.model.text_vocab) disagrees with {origin}: the text layer "
+                         f"must have {size} outputs. Leave model.text_vocab out (0 reads the "
+                         f"tokenizer), or rebuild the tokenizer if it is the one that is wrong.")
+    return size, origin
+
+
+def text_vocab(config: ml_collections.ConfigDict) -> int:
+    """Size of the LMDecoders' text vocabulary (`text_vocab_origin`)."""
+    return text_vocab_origin(config)[0]
+
+
 def num_languages(config: ml_collections.ConfigDict) -> int:
     return int(get(config, "num_languages")) or len(languages.codes())
 
@@ -135,13 +211,20 @@ def visual_unit_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Visu
 
 
 def language_decoders(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LanguageDecoders:
+    """One LMDecoder per model.languages, sized to the tokenizers (`text_vocab_origin`); the
+    size's origin stays on the module (`text_vocab_origin`) so that loading a checkpoint of
+    another size can say where this one came from (`tasks.common.load_subtrees`)."""
     dtype, remat = dtype_and_remat(config)
+    vocab, origin = text_vocab_origin(config)
     make = lambda: LMDecoder(
-        unit_vocab(config), get(config, "text_vocab"), get(config, "dim"),
+        unit_vocab(config), vocab, get(config, "dim"),
         memory_layers=get(config, "memory_layers"), decoder_layers=get(config, "decoder_layers"),
         heads=get(config, "heads"), ffn=get(config, "ffn"), dropout=get(config, "dropout"),
         dtype=dtype, remat=remat, rngs=rngs)
-    return LanguageDecoders(lmdecoder_languages(config), make)
+    decoders = LanguageDecoders(lmdecoder_languages(config), make)
+    decoders.text_vocab_origin = origin
+    log.info("LMDecoder text vocabulary: %d pieces, from %s", vocab, origin)
+    return decoders
 
 
 def lmdecoder_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LMDecoderModel:

@@ -44,8 +44,8 @@ def _tokenizer(lang: str, data_dir: str) -> Any:
 
 def ids_to_text(ids: np.ndarray, length: int, lang: str, data_dir: str) -> str:
     sp = _tokenizer(lang, data_dir)
-    # The model's vocabulary (config model.text_vocab) may exceed a tokenizer whose vocabulary
-    # shrank on a small corpus: ids it does not know are dropped.
+    # LMDecoders of several languages share one output size, the largest tokenizer's
+    # (models/factory.text_vocab_origin): ids beyond this language's tokenizer are dropped.
     ids = [int(i) for i in np.asarray(ids)[:length] if EOS < int(i) < sp.get_piece_size()]
     return languages.get(lang).normalize(sp.decode(ids))
 
@@ -119,23 +119,74 @@ def _child(tree: Any, key: Any, where: str) -> Any:
                    f"{sorted(map(str, tree)) if isinstance(tree, dict) else type(tree)})")
 
 
-def _merge(target: Any, source: Any, where: str) -> Any:
+def _run_data_dir(checkpoint: str) -> str:
+    """data.data_dir of the run that wrote `checkpoint` (its workdir's config.json), or ""."""
+    import json
+    import os
+
+    try:
+        step_dir = resolve_step_dir(checkpoint)
+    except FileNotFoundError:
+        return ""
+    saved = os.path.join(os.fspath(step_dir), os.pardir, os.pardir, "config.json")
+    if not os.path.exists(saved):
+        return ""
+    with open(saved) as f:
+        return str(json.load(f).get("data", {}).get("data_dir", "") or "")
+
+
+def _check_text_layer(target: dict, source: Any, where: str, checkpoint: str,
+                      origin: str) -> None:
+    """An LMDecoder sub-tree whose text layer (CTC head) differs in size from the model's: the
+    checkpoint was trained with another tokenizer; say so, with both sizes and their origins,
+    before any shape error."""
+    try:
+        theirs = np.shape(_leaf(_child(_child(source, "ctc", where), "bias", where)))
+    except KeyError:
+        return  # no such layer in the checkpoint: the shape walk reports it
+    ours = np.shape(target["ctc"]["bias"])
+    if theirs == ours:
+        return
+    run_data = _run_data_dir(checkpoint)
+    trained = (f"; its run read data.data_dir={run_data}, whose tokenizers/ held the tokenizer "
+               "it was trained with" if run_data else "")
+    raise ValueError(
+            f"{where}: the checkpoint {checkpoint} has a text vocabulary of {theirs[0]} pieces "
+            f"(its LMDecoder's output layer) but this model's is {ours[0]}, from "
+            f"{origin or 'config model.text_vocab'}{trained}. The checkpoint was trained with "
+            f"another tokenizer: train it again with this one, or point config data.data_dir "
+            f"at the data holding the tokenizer it was trained with.")
+
+
+def _leaf(value: Any) -> Any:
+    return value["value"] if isinstance(value, dict) and set(value) == {"value"} else value
+
+
+def _merge(target: Any, source: Any, where: str, checkpoint: str = "",
+           origin: str = "") -> Any:
     if isinstance(target, dict):
-        return {k: _merge(v, _child(source, k, f"{where}/{k}"), f"{where}/{k}")
+        if {"ctc", "decoder"} <= set(target):  # an LMDecoder: its text layer first
+            _check_text_layer(target, source, where, checkpoint, origin)
+        return {k: _merge(v, _child(source, k, f"{where}/{k}"), f"{where}/{k}", checkpoint,
+                          origin)
                 for k, v in target.items()}
-    if isinstance(source, dict) and set(source) == {"value"}:
-        source = source["value"]
-    source = np.asarray(source)
+    source = np.asarray(_leaf(source))
     if tuple(source.shape) != tuple(np.shape(target)):
         raise ValueError(f"{where}: checkpoint shape {source.shape} != model shape "
                          f"{np.shape(target)} (model config differs from the stage that wrote it)")
     return jnp.asarray(source, dtype=jnp.asarray(target).dtype)
 
 
+def _text_vocab_origin(model: nnx.Module) -> str:
+    """Where the model's text vocabulary came from (models/factory.language_decoders)."""
+    return str(getattr(getattr(model, "decoders", None), "text_vocab_origin", "") or "")
+
+
 def load_subtrees(model: nnx.Module, path: str,
                   pairs: Sequence[tuple[tuple[str, ...], tuple[str, ...]]]) -> int:
     """Copies checkpoint["model"][src...] into model[dst...] for each (src, dst); returns the
-    number of arrays copied."""
+    number of arrays copied. An LMDecoder of another text vocabulary is an error naming both
+    sizes, the checkpoint and the model's tokenizer."""
     restored = restore_params(str(path))
     state = nnx.state(model, WEIGHTS)
     pure = state.to_pure_dict()
@@ -148,7 +199,8 @@ def load_subtrees(model: nnx.Module, path: str,
         parent = pure
         for k in dst[:-1]:
             parent = parent[k]
-        parent[dst[-1]] = _merge(parent[dst[-1]], source, where)
+        parent[dst[-1]] = _merge(parent[dst[-1]], source, where, str(path),
+                                 _text_vocab_origin(model))
         copied += len(jax.tree.leaves(parent[dst[-1]]))
     nnx.replace_by_pure_dict(state, pure)
     nnx.update(model, state)
@@ -163,7 +215,8 @@ def load_model(config: ml_collections.ConfigDict, path: str, step: int | None = 
 
     model = get_task(config.task).create_model(config, nnx.Rngs(int(config.get("seed", 0))))
     state = nnx.state(model, WEIGHTS)
-    pure = _merge(state.to_pure_dict(), restore_params(str(path), step), f"{path}: model")
+    pure = _merge(state.to_pure_dict(), restore_params(str(path), step), f"{path}: model",
+                  str(path), _text_vocab_origin(model))
     nnx.replace_by_pure_dict(state, pure)
     nnx.update(model, state)
     model.eval()

@@ -228,6 +228,9 @@ def test_declared_config_not_built_names_the_build_command(data_dir):
     with pytest.raises(FileNotFoundError, match=r"mtedx/fr_video .*is not built.*python -m "
                                                 r"data_builders mtedx .*--config fr_video"):
         pipeline.make_loader(_cfg(data_dir, "mtedx/fr_video"), "train", train=True, seed=0)
+    for name in ("common_voice", "lipjax_common_voice"):  # the package builds it, not TFDS
+        assert source.build_command(name, "pt", "/data").startswith(
+                "python -m data_builders common_voice --manual_dir ")
 
 
 def test_a_source_in_another_language_than_the_run_is_an_error(data_dir):

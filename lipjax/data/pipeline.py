@@ -424,7 +424,8 @@ def _probe_lengths(corpus: _Opened, max_frames: int, long_clips: str, units: str
         lengths.append(clip_frames(ex, corpus.with_video))
     lengths = np.asarray(lengths)
     long = int((lengths > max_frames).sum())
-    read = f"{n} clips" if every else f"a sample of {len(lengths)} of its {n} clips"
+    read = (f"{n} clip{'s' * (n > 1)}" if every
+            else f"a sample of {len(lengths)} of its {n} clips")
     span = f"{lengths.min()}-{lengths.max()} frames"
     if long == len(lengths) and long_clips == "drop":
         raise ValueError(

@@ -63,15 +63,31 @@ def built_configs(builder: str, data_dir: str | os.PathLike[str]) -> list[str]:
                   glob.glob(os.path.join(glob.escape(folder), "*", "*", "dataset_info.json")))
 
 
+def package_name(builder: str) -> str | None:
+    """The corpus package folder that `builder` names (`lipjax_common_voice` -> common_voice),
+    or None for a builder registered in code."""
+    folder = builder[len(registry.PREFIX):] if builder.startswith(registry.PREFIX) else builder
+    for name in (builder, folder):
+        try:
+            if registry.tfds_name(name) == tfds_name(builder):
+                return name
+        except ValueError:
+            continue
+    return None
+
+
 def build_command(builder: str, config: str, data_dir: str | os.PathLike[str]) -> str:
     """The shell command that builds `builder/config` into `data_dir`."""
     template = BUILD_COMMANDS.get(builder)
     if template is not None:
         lang, _, modality = config.partition("_")
         return template.format(data_dir=data_dir, lang=lang, modality=modality or "video")
-    if builder in registry.SHIPPED:
-        return (f"python -m data_builders {builder} --manual_dir <the corpus as downloaded> "
-                f"--data_dir {data_dir} --config {config} (see data_builders/{builder}/README.md)")
+    package = package_name(builder)
+    if package is not None:
+        readme = (f" (see data_builders/{package}/README.md)" if package in registry.SHIPPED
+                  else "")
+        return (f"python -m data_builders {package} --manual_dir <the corpus as downloaded> "
+                f"--data_dir {data_dir} --config {config}{readme}")
     return f"tfds build data_builders/{builder} --config {config} --data_dir {data_dir}"
 
 

@@ -116,10 +116,10 @@ class ClipTransform:
         rng = (np.random.default_rng([self.seed, self.process_index, index])
                if self.train else None)
         window = slice(0, frames)
-        cropped = bool(rng is not None and self.max_frames and frames > self.max_frames)
-        if cropped and self.long_clips != "crop":
+        too_long = bool(rng is not None and self.max_frames and frames > self.max_frames)
+        if too_long and self.long_clips != "crop":
             return {SOURCE_KEY: source, "dropped": frames}  # counted by the batcher
-        if cropped:
+        if too_long:
             start = int(rng.integers(0, frames - self.max_frames + 1))
             window = slice(start, start + self.max_frames)
         # Units are per 25 Hz audio frame; a video may differ by a frame at the end.
@@ -134,7 +134,7 @@ class ClipTransform:
                            if self.tokenize else np.zeros(0, np.int32)),
                 "language": np.int32(languages.index(lang)),
                 SOURCE_KEY: np.int32(source),
-                "cropped": cropped,
+                "cropped": too_long,
                 "id": as_str(ex["id"]),
                 "text": text,
         }

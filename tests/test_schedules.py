@@ -111,3 +111,39 @@ def test_weight_decay_spares_stacked_biases_and_norms():
     stacked_kernel = [m for k, m in names.items() if "layers" in k and "kernel" in k]
     assert stacked_bias and not any(stacked_bias)
     assert stacked_kernel and all(stacked_kernel)
+
+
+def test_gradient_accumulation_equals_one_large_batch():
+    """optim.accumulate_steps=2: two half batches give the update one batch of both gives (the
+    loss is a mean over rows and the halves are equal in size), applied on the second step
+    only; the schedule counts updates, not train steps."""
+    from flax import nnx
+
+    rows = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    targets = rows @ np.array([[1.0], [-2.0], [0.5]], np.float32)
+
+    def run(k, batches):
+        optim = ml_collections.ConfigDict({"lr": 0.1, "schedule": "cosine", "warmup_steps": 0,
+                                           "weight_decay": 0.0, "clip_norm": 0.0,
+                                           "accumulate_steps": k})
+        model = nnx.Linear(3, 1, rngs=nnx.Rngs(0))
+        opt = nnx.Optimizer(model, schedules.make_optimizer(optim, 4 * k), wrt=nnx.Param)
+        kernels = []
+        for x, y in batches:
+            grads = nnx.grad(lambda m, x=x, y=y: jnp.mean((m(x) - y) ** 2))(model)
+            opt.update(model, grads)
+            kernels.append(np.array(model.kernel.value))
+        return kernels, schedules.update_schedule(optim, 4 * k)
+
+    halves = [(rows[:4], targets[:4]), (rows[4:], targets[4:])]
+    (first, second), accumulated = run(2, halves)
+    (whole,), plain = run(1, [(rows, targets)])
+    np.testing.assert_array_equal(first, np.array(nnx.Linear(3, 1, rngs=nnx.Rngs(0)).kernel))
+    np.testing.assert_allclose(second, whole, rtol=1e-6, atol=1e-7)
+    for step in range(8):  # steps 2u and 2u+1 both read update u's learning rate
+        assert float(accumulated(step)) == float(plain(step // 2))
+
+
+def test_accumulate_steps_must_be_positive():
+    with pytest.raises(ValueError, match="accumulate_steps"):
+        schedules.accumulate_steps(ml_collections.ConfigDict({"accumulate_steps": 0}))

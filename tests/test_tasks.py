@@ -25,8 +25,7 @@ TEXTS = ["hola mundo", "buenos dias amigo", "la casa es grande", "el perro come 
 
 
 def _config(task, tmp_path, **model):
-    model = factory.model_config("tiny", unit_vocab=UNITS, text_vocab=VOCAB,
-                                 languages=("es",), **model)
+    model = factory.model_config("tiny", unit_vocab=UNITS, languages=("es",), **model)
     return ml_collections.ConfigDict({
         "task": task, "model": model, "train": {"dtype": "float32", "remat": False},
         "loss": {"lid_weight": 0.1, "ctc_weight": 0.1, "label_smoothing": 0.1,

@@ -93,11 +93,42 @@ def frozen_mask(prefixes: tuple[str, ...]):
     return mask
 
 
+def accumulate_steps(optim: ml_collections.ConfigDict) -> int:
+    """config optim.accumulate_steps: train steps (batches) whose gradients are averaged into
+    one update, for a large effective batch on few devices (default 1)."""
+    value = optim.get("accumulate_steps", None)
+    k = 1 if value is None else int(value)
+    if k < 1:
+        raise ValueError(f"config optim.accumulate_steps: expected an integer >= 1, found {k}")
+    return k
+
+
+def update_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+    """The learning rate at each train step: the schedule runs over the run's updates
+    (num_steps // accumulate_steps), and a train step reads it at the update it belongs to."""
+    k = accumulate_steps(optim)
+    schedule = make_schedule(optim, max(num_steps // k, 1))
+    return schedule if k == 1 else (lambda step: schedule(step // k))
+
+
 def make_optimizer(optim: ml_collections.ConfigDict,
                    num_steps: int) -> optax.GradientTransformation:
     """Global-norm clipping followed by AdamW on the configured schedule. Parameters under the
     path prefixes of config optim.freeze (default none) get zero gradients before the clip and
-    no weight decay, so they keep their values (Adam's update of a zero gradient is zero)."""
+    no weight decay, so they keep their values (Adam's update of a zero gradient is zero).
+
+    With optim.accumulate_steps = k > 1 the gradients of k train steps are averaged before
+    one update (optax.MultiSteps; the running sum is optimizer state, so it is checkpointed and
+    a resume is exact); `num_steps` counts train steps, the schedule counts updates."""
+    k = accumulate_steps(optim)
+    if k > 1:
+        return optax.MultiSteps(_adamw_chain(optim, max(num_steps // k, 1)),
+                                every_k_schedule=k)
+    return _adamw_chain(optim, num_steps)
+
+
+def _adamw_chain(optim: ml_collections.ConfigDict,
+                 num_updates: int) -> optax.GradientTransformation:
     freeze = tuple(optim.get("freeze", ()) or ())
     decay = _decay_mask
     parts = []
@@ -108,7 +139,7 @@ def make_optimizer(optim: ml_collections.ConfigDict,
                                             is_frozen(params))
     if optim.get("clip_norm", 0.0):
         parts.append(optax.clip_by_global_norm(optim.clip_norm))
-    parts.append(optax.adamw(make_schedule(optim, num_steps), b1=optim.get("b1", 0.9),
+    parts.append(optax.adamw(make_schedule(optim, num_updates), b1=optim.get("b1", 0.9),
                              b2=optim.get("b2", 0.98), eps=optim.get("eps", 1e-8),
                              weight_decay=optim.get("weight_decay", 0.0), mask=decay))
     return optax.chain(*parts)

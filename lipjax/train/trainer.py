@@ -100,7 +100,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     os.makedirs(workdir, exist_ok=True)
     log.info("%d processes, %d devices, mesh %s", jax.process_count(), jax.device_count(),
              dict(mesh.shape))
-    schedule = schedules.make_schedule(config.optim, num_steps)
+    schedule = schedules.update_schedule(config.optim, num_steps)
     tx = schedules.make_optimizer(config.optim, num_steps)
 
     with jax.set_mesh(mesh):

@@ -134,6 +134,9 @@ def make_config(args: argparse.Namespace, variant: str):
         config.model.memory_layers = args.memory_layers
     if args.task != "units_pretrain":
         config.model.languages = ["en"]
+        # Random batches: the paper's 1,000-piece vocabulary, no tokenizer to read it from.
+        config.model.text_vocab = 1000
+        config.data.data_dir = ""
     for item in args.set:
         key, value = item.split("=", 1)
         *parents, leaf = key.split(".")

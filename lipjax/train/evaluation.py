@@ -75,8 +75,33 @@ def sum_over_processes(counts: dict[str, metrics_lib.Counts]) -> dict[str, metri
             for i, k in enumerate(names)}
 
 
+def evaluate_counts(task: Any, model: nnx.Module, eval_step, config: ml_collections.ConfigDict,
+                    mesh: jax.sharding.Mesh, loader: Any) -> dict[str, metrics_lib.Counts]:
+    """`eval_outputs`, then every process's metric sums added."""
+    outputs, batches = eval_outputs(model, eval_step, config, mesh, loader)
+    return sum_over_processes(host_counts(task, outputs, batches, config))
+
+
 def evaluate(task: Any, model: nnx.Module, eval_step, config: ml_collections.ConfigDict,
              mesh: jax.sharding.Mesh, loader: Any) -> dict[str, float]:
     """`eval_outputs`, then the corpus-level rates over every process's clips."""
-    outputs, batches = eval_outputs(model, eval_step, config, mesh, loader)
-    return metrics_lib.rates(sum_over_processes(host_counts(task, outputs, batches, config)))
+    return metrics_lib.rates(evaluate_counts(task, model, eval_step, config, mesh, loader))
+
+
+def evaluate_sources(task: Any, model: nnx.Module, eval_step,
+                     config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+                     loaders: dict[str, Any]) -> dict[str, float]:
+    """Each source's loader (by label, e.g. "lrs3/en/validation") evaluated alone: the rates
+    over all of them together (their sums added, so a large source weighs by its size), and,
+    with several sources, each source's rates as "<label>/<metric>"."""
+    total: dict[str, metrics_lib.Counts] = {}
+    scores: dict[str, float] = {}
+    for label, loader in loaders.items():
+        counts = evaluate_counts(task, model, eval_step, config, mesh, loader)
+        for name, c in counts.items():
+            before = total.get(name, metrics_lib.Counts(0.0, 0.0))
+            total[name] = metrics_lib.Counts(before.numerator + c.numerator,
+                                             before.denominator + c.denominator)
+        if len(loaders) > 1:
+            scores.update({f"{label}/{k}": v for k, v in metrics_lib.rates(counts).items()})
+    return {**metrics_lib.rates(total), **scores}

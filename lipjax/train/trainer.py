@@ -35,7 +35,8 @@ from lipjax.train import mesh as mesh_lib
 from lipjax.train import schedules
 from lipjax.train.checkpoint import Checkpointer, saved_num_shards
 from lipjax.train.evaluation import eval_outputs as eval_outputs
-from lipjax.train.evaluation import evaluate
+from lipjax.train.evaluation import evaluate as evaluate
+from lipjax.train.evaluation import evaluate_sources
 from lipjax.train.modes import set_train_mode
 from lipjax.train.preemption import Preemption
 from lipjax.train.progress import Progress
@@ -224,8 +225,9 @@ class TrainLoop:
         self.writer = MetricWriter(workdir, resume_step=step)
         self.progress = Progress(step, self.num_steps, config.data.batch_size)
         self.last_eval: dict[str, float] = {}
-        self._eval_loader = None
+        self._eval_loaders: dict[str, Any] | None = None
         self._window: list[dict] = []
+        self._dropped_logged = 0
         self._pending: tuple[int, dict] | None = None  # the newest step's metrics, not checked
         self._window_start = time.perf_counter()
 
@@ -305,7 +307,7 @@ class TrainLoop:
         seconds = time.perf_counter() - self._window_start
         means["steps_per_s"] = len(self._window) / seconds
         means["clips_per_s"] = len(self._window) * self.config.data.batch_size / seconds
-        self.writer.write(self.step, means, "train")
+        self.writer.write(self.step, {**means, **self.clip_counts()}, "train")
         self.progress.postfix(means)
         left_out = sum(m.get("ctc_left_out", 0.0) for m in host)
         if left_out:
@@ -314,19 +316,40 @@ class TrainLoop:
                         self.step - len(host) + 1, self.step, int(left_out))
         self._window, self._window_start = [], time.perf_counter()
 
-    def evaluate_now(self) -> dict[str, float]:
-        """Corpus-level metrics on config.train.eval_split, written and shown."""
-        from lipjax.data.pipeline import make_loader
+    def clip_counts(self) -> dict[str, float]:
+        """Clips this process dropped (longer than data.max_frames) or cropped, per source,
+        since the run (re)started, as train metrics; a warning when more were dropped."""
+        counts = self.loader.clip_counts() if hasattr(self.loader, "clip_counts") else {}
+        values = {f"data/{label}/{kind}": float(n) for label, c in counts.items()
+                  for kind, n in c.items() if kind in ("dropped", "cropped") and n}
+        dropped = {label: c for label, c in counts.items() if c.get("dropped")}
+        new = sum(c["dropped"] for c in dropped.values())
+        if new > self._dropped_logged:
+            self._dropped_logged = new
+            log.warning("clips longer than data.max_frames=%s dropped so far: %s (set "
+                        "data.long_clips=crop or a larger data.max_frames to keep them)",
+                        self.config.data.get("max_frames", None), ", ".join(
+                            f"{label} {c['dropped']} of {c['read']}"
+                            for label, c in dropped.items()))
+        return values
 
-        if self._eval_loader is None:
-            self._eval_loader = make_loader(
-                    self.config.data, self.config.train.get("eval_split", "validation"),
-                    train=False, seed=self.config.seed, mesh=self.mesh)
-        scores = evaluate(self.task, self.model, self.eval_step, self.config, self.mesh,
-                          self._eval_loader)
+    def evaluate_now(self) -> dict[str, float]:
+        """Corpus-level metrics on config.train.eval_split over all sources, and per source
+        ("<builder/config/split>/<metric>") when there are several; written and shown."""
+        from lipjax.data.pipeline import eval_sources, make_loader
+
+        split = self.config.train.get("eval_split", "validation")
+        if self._eval_loaders is None:
+            self._eval_loaders = {
+                source.label(split): make_loader(self.config.data, split, train=False,
+                                                 seed=self.config.seed, mesh=self.mesh,
+                                                 source=source.index)
+                for source in eval_sources(self.config.data, split)}
+        scores = evaluate_sources(self.task, self.model, self.eval_step, self.config,
+                                  self.mesh, self._eval_loaders)
         self.writer.write(self.step, scores, "eval")
         self.progress.write(f"step {self.step} eval: " + ", ".join(
-            f"{k}={v:.4g}" for k, v in sorted(scores.items())))
+            f"{k}={v:.4g}" for k, v in sorted(scores.items()) if "/" not in k))
         return scores
 
     def save(self, metrics: dict[str, float] | None) -> None:

@@ -2,6 +2,7 @@
 iterator), keep-latest-N + best, and `restore_params` for later stages."""
 
 import os
+import re
 
 import grain
 import jax
@@ -151,4 +152,185 @@ def test_non_grain_loader_state(tmp_path):
     other = BytesLoader()
     ckpt.restore(1, {"w": jax.ShapeDtypeStruct((), jnp.float32)}, other)
     assert other.pos == 17
+    ckpt.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Resume policy: damaged steps are set aside (never deleted); a step that does not fit the
+# model stops the run and changes nothing on disk.
+# --------------------------------------------------------------------------------------------
+
+
+def _files(directory):
+    """{relative path: size} of every file under `directory`."""
+    return {str(p.relative_to(directory)): p.stat().st_size
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _save_steps(workdir, steps, config_json=None):
+    (model, opt, rngs), _ = _state()
+    ckpt = ckpt_lib.Checkpointer(str(workdir), keep=10, async_save=False)
+    ckpt.config_json = config_json
+    loader = BytesLoader()
+    for step in steps:
+        _advance(model, opt, rngs)
+        loader.pos = step
+        ckpt.save(step, checkpoint_tree(model, opt, rngs, step), loader)
+    ckpt.close()
+    return checkpoint_tree(model, opt, rngs, 0)
+
+
+def test_damaged_steps_are_set_aside_not_deleted(tmp_path, caplog):
+    abstract = _save_steps(tmp_path, [1, 2, 3])
+    root = tmp_path / "checkpoints"
+    # Step 3: bad JSON in the data item. Step 2: a truncated array file.
+    (root / "3" / "data" / "process_0-of-1.json").write_text('{"pos": ')
+    arrays = [p for p in (root / "2" / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    for path in arrays:
+        path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    (root / "corrupt_3").mkdir()  # set aside by an earlier run: must survive
+    (root / "corrupt_3" / "earlier.txt").write_text("kept")
+    before = {step: _files(root / step) for step in ("2", "3")}
+
+    ckpt = ckpt_lib.Checkpointer(str(tmp_path))
+    loader = BytesLoader()
+    with caplog.at_level("WARNING", logger="lipjax"):
+        step, state = ckpt.restore_latest(abstract, loader)
+    assert step == 1 and int(state["step"]) == 1 and loader.pos == 1
+    assert ckpt.all_steps() == [1]
+    assert _files(root / "corrupt_3.1") == before["3"]
+    assert _files(root / "corrupt_2") == before["2"]
+    assert (root / "corrupt_3" / "earlier.txt").read_text() == "kept"
+    warnings = caplog.text
+    assert f"checkpoint {root / '3'} is unreadable" in warnings and "corrupt_3.1" in warnings
+    assert "falling back to step 1" in warnings
+
+    (root / "1" / "state" / "_METADATA").write_text("{")  # unreadable metadata: corrupt too
+    before_1 = _files(root / "1")
+    assert ckpt.restore_latest(abstract, BytesLoader()) == (None, None)
+    assert _files(root / "corrupt_1") == before_1
+    assert "starting from scratch" in caplog.text
+    assert sorted(p.name for p in root.iterdir()) == ["corrupt_1", "corrupt_2", "corrupt_3",
+                                                      "corrupt_3.1"]
+    ckpt.close()
+
+
+def _as_dtype(tree, path, dtype):
+    leaf = tree
+    for key in path[:-1]:
+        leaf = leaf[key]
+    leaf[path[-1]] = jax.ShapeDtypeStruct(leaf[path[-1]].shape, dtype)
+    return tree
+
+
+def test_dtype_change_is_incompatible_and_touches_nothing(tmp_path):
+    abstract = _save_steps(tmp_path, [1, 2])
+    before = _files(tmp_path)
+    target = _as_dtype(abstract, ("model", "dense", "kernel"), jnp.bfloat16)
+    ckpt = ckpt_lib.Checkpointer(str(tmp_path))
+    with pytest.raises(ckpt_lib.IncompatibleCheckpointError) as e:
+        ckpt.restore_latest(target, BytesLoader())
+    message = str(e.value)
+    assert "model/dense/kernel: checkpoint (3, 8) float32, model (3, 8) bfloat16" in message
+    assert f"{tmp_path / 'checkpoints' / '2'} does not fit" in message
+    assert "model/dense/bias" not in message  # only the leaf that differs
+    ckpt.close()
+    assert _files(tmp_path) == before
+
+
+def test_missing_and_unexpected_keys_are_incompatible(tmp_path):
+    abstract = _save_steps(tmp_path, [1])
+    del abstract["model"]["out"]["bias"]
+    abstract["model"]["extra"] = {"kernel": jax.ShapeDtypeStruct((2,), jnp.float32)}
+    ckpt = ckpt_lib.Checkpointer(str(tmp_path))
+    with pytest.raises(ckpt_lib.IncompatibleCheckpointError,
+                       match=r"(?s)missing from the checkpoint \(1\): model/extra/kernel.*"
+                             r"not in the model \(1\): model/out/bias"):
+        ckpt.restore_latest(abstract, None)
+    assert ckpt.all_steps() == [1]
+    ckpt.close()
+
+
+def test_incompatible_error_names_the_config_that_wrote_it(tmp_path):
+    written = '{"model": {"dim": 64, "heads": 4}, "optim": {"lr": 0.001}}'
+    abstract = _save_steps(tmp_path, [1], config_json=written)
+    saved = ckpt_lib.saved_config_path(tmp_path / "checkpoints" / "1")
+    assert saved.read_text() == written
+    now = ml_collections.ConfigDict({"model": {"dim": 32}, "optim": {"lr": 0.001}})
+    target = _as_dtype(abstract, ("model", "out", "bias"), jnp.int32)
+    ckpt = ckpt_lib.Checkpointer(str(tmp_path))
+    with pytest.raises(ckpt_lib.IncompatibleCheckpointError) as e:
+        ckpt.restore_latest(target, None, config=now)
+    message = str(e.value)
+    assert f"written by the config {saved}" in message
+    assert "model.dim: 32 (now) vs 64 (checkpoint)" in message
+    assert "model.heads: absent (now) vs 4 (checkpoint)" in message
+    assert "optim.lr" not in message
+    assert ckpt.config_json == now.to_json_best_effort(indent=2)
+    ckpt.close()
+
+
+def test_same_shapes_resume_from_the_latest_step(tmp_path):
+    abstract = _save_steps(tmp_path, [1, 2], config_json='{"optim": {"lr": 0.001}}')
+    ckpt = ckpt_lib.Checkpointer(str(tmp_path))
+    step, state = ckpt.restore_latest(abstract, BytesLoader(), config='{"optim": {"lr": 0.1}}')
+    assert step == 2 and int(state["step"]) == 2
+    ckpt.close()
+
+
+
+def _real_tree(dim=None, lr=None):
+    """The trainer's checkpoint tree for the tiny units_pretrain config (shapes only: no
+    compilation), and that config."""
+    from configs import units_pretrain
+    from lipjax.tasks import get_task
+    from lipjax.train import schedules
+
+    config = units_pretrain.get_config("tiny,steps=2")
+    if dim is not None:
+        config.model.dim = dim
+    if lr is not None:
+        config.optim.lr = lr
+    task = get_task(config.task)
+    tx = schedules.make_optimizer(config.optim, config.train.num_steps)
+
+    def make():
+        model = task.create_model(config, nnx.Rngs(config.seed))
+        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+        return checkpoint_tree(model, optimizer, nnx.Rngs(config.seed + 1), 0)
+
+    tree = jax.eval_shape(make)
+    tree["step"] = 0
+    return tree, config
+
+
+def _zeros(tree):
+    return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype) if hasattr(s, "shape") else s, tree)
+
+
+def test_real_model_dim_change_refuses_and_lr_change_resumes(tmp_path):
+    tree, config = _real_tree()
+    ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
+    assert ckpt.restore_latest(tree, None, config=config) == (None, None)
+    for step in (1, 2):
+        ckpt.save(step, {**_zeros(tree), "step": step}, None)
+    ckpt.close()
+    root = tmp_path / "checkpoints"
+    before = _files(root)
+
+    ckpt = ckpt_lib.Checkpointer(str(tmp_path))
+    narrow, narrow_config = _real_tree(dim=32)
+    with pytest.raises(ckpt_lib.IncompatibleCheckpointError) as e:
+        ckpt.restore_latest(narrow, None, config=narrow_config)
+    message = str(e.value)
+    assert re.search(r"model/visual/encoder/\S+/kernel: checkpoint \(2, 64, 64\) float32, "
+                     r"model \(2, 32, 32\) float32", message), message
+    assert f"written by the config {ckpt_lib.saved_config_path(root / '2')}" in message
+    assert "model.dim: 32 (now) vs 64 (checkpoint)" in message
+    assert _files(root) == before  # same step directories, same files, nothing set aside
+
+    slower, slower_config = _real_tree(lr=5e-4)
+    step, state = ckpt.restore_latest(_zeros(slower), None, config=slower_config)
+    assert step == 2 and int(state["step"]) == 2
+    assert sorted(p.name for p in root.iterdir()) == ["1", "2"]
     ckpt.close()

@@ -2,10 +2,13 @@
 bit-identical to an uninterrupted run, with each step once in metrics.jsonl; a truncated file in
 the latest checkpoint falls back to the previous step with a message naming the directory; a
 second run on a live run's workdir refuses and names the holder, a dead holder's lock is taken
-over. Same tiny stage-1 setup as tests/test_trainer.py (one 32-frame bucket, 32x32 crops)."""
+over; a resumed workdir refuses a config whose model no longer fits its checkpoints (nothing on
+disk changes) and resumes one that changes only values such as the learning rate. Same tiny
+stage-1 setup as tests/test_trainer.py (one 32-frame bucket, 32x32 crops)."""
 
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +22,11 @@ import pytest
 from jax.experimental.compilation_cache import compilation_cache
 
 from configs import units_pretrain
-from lipjax.train.checkpoint import restore_state_numpy
+from lipjax.train.checkpoint import (
+    IncompatibleCheckpointError,
+    restore_state_numpy,
+    saved_config_path,
+)
 from lipjax.train.tb import read_metrics
 from lipjax.train.trainer import train
 from lipjax.train.workdir import WorkdirLocked
@@ -179,3 +186,31 @@ def test_stale_lock_is_taken_over(data_dir, tmp_path):
         f'{{"host": "{socket.gethostname()}", "pid": {dead.pid}, "started": "earlier"}}')
     assert train(_config(data_dir, 1), str(workdir))["step"] == 1
     assert not (workdir / "lock.json").exists()
+
+
+def test_changed_model_dim_refuses_and_changed_lr_resumes(data_dir, tmp_path, caplog):
+    workdir = tmp_path / "run"
+    assert train(_config(data_dir, 2, async_checkpoint=False), str(workdir))["step"] == 2
+    root = workdir / "checkpoints"
+    steps = sorted(p.name for p in root.iterdir())
+    assert steps and all(name.isdigit() for name in steps)
+    files = {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+    narrow = _config(data_dir, 2, async_checkpoint=False)
+    narrow.model.dim = 32
+    with pytest.raises(IncompatibleCheckpointError) as e:
+        train(narrow, str(workdir))
+    message = str(e.value)
+    assert re.search(r"model/visual/encoder/\S+/kernel: checkpoint \([^)]*64\) float32, "
+                     r"model \([^)]*32\) float32", message), message
+    assert f"written by the config {saved_config_path(root / steps[-1])}" in message
+    assert "model.dim: 32 (now) vs 64 (checkpoint)" in message
+    assert {str(p.relative_to(root)): p.stat().st_size
+            for p in root.rglob("*") if p.is_file()} == files  # every step intact
+
+    slower = _config(data_dir, 2, async_checkpoint=False)
+    slower.optim.lr = 5e-4
+    with caplog.at_level(logging.INFO, logger="lipjax"):
+        assert train(slower, str(workdir))["step"] == 2
+    assert f"resumed from {root}/{steps[-1]}" in caplog.text
+    assert sorted(p.name for p in root.iterdir()) == steps

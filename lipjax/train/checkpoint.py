@@ -14,7 +14,13 @@ Layout (Orbax CheckpointManager, one directory per saved step)::
                       `shard_{s}-of-{n}.json`, each written by the process that reads the shard
                       (so a run resumes its exact stream with any process count that divides
                       n); other iterators: `process_{i}-of-{n}.json` (grain's format)
+        config/config.json
+                    item "config", the config of the run that saved this step (process 0
+                      writes it), so a checkpoint names its config even after a later run
+                      overwrote `{workdir}/config.json`
         _CHECKPOINT_METADATA, metrics in the manager's metadata when an evaluation ran.
+    {workdir}/checkpoints/corrupt_<step>[.<n>]/
+                    a step that could not be read, set aside by `restore_latest`
 
 Variables sit in "model" at the module's attribute path (list indices as ints), e.g.
 `state["model"]["visual"]["encoder"]["layers"]["blocks"]["ff1"]["up"]["kernel"]`, whose leading
@@ -24,9 +30,19 @@ axis is the layer (models/stack.py). Later stages read them with
 
 Kept: the latest `keep` checkpoints plus the best one by `train.best_metric` (`best_mode`).
 Saves are asynchronous; `wait()` before exiting. A save killed midway leaves only Orbax's
-temporary directory, which is never restored; a finished step that cannot be read (a truncated
-or missing file) is reported by directory and moved aside to `corrupt_<step>`, and the previous
-step is restored instead (`restore_latest`).
+temporary directory, which is never restored.
+
+Resume policy (`restore_latest`), newest step first:
+
+* Corrupt: the step's files are damaged (its tree metadata cannot be read, or the restore
+  fails: a truncated or missing file, bad JSON in the data item). The step is reported by
+  directory, renamed to `corrupt_<step>` (`corrupt_<step>.1`, ... when that name is taken) and
+  the previous step is tried, down to training from scratch. Nothing is ever deleted.
+* Incompatible: the step reads fine but its saved tree (keys, shapes, dtypes, from the
+  metadata, before any array is read) differs from the state the current config builds, e.g.
+  after changing `model.dim` on a resumed workdir. The run stops with
+  `IncompatibleCheckpointError`, which lists the differing keys and the config values that
+  differ from the config that wrote the step; nothing on disk is touched.
 """
 
 from __future__ import annotations
@@ -35,10 +51,10 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
@@ -197,15 +213,192 @@ def _barrier(name: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# The config that wrote a step: item "config", one JSON file written by process 0.
+# --------------------------------------------------------------------------------------------
+
+CONFIG_FILE = "config.json"
+
+
+class ConfigCheckpointHandler:
+    """Orbax handler for item "config": the run's config text as `config.json`.
+
+    Only process 0 writes (every process passes the same item, so all save the same items).
+    `restore_latest` reads the file itself (`saved_config_path`): a resume needs it only to
+    explain an incompatible checkpoint.
+    """
+
+    def save(self, directory: epath.Path, item: Any = None, args: Any = None) -> None:
+        text = item if item is not None else args.text
+        if jax.process_index() == 0 and text is not None:
+            (epath.Path(directory) / CONFIG_FILE).write_text(text)
+
+    def restore(self, directory: epath.Path, item: Any = None, args: Any = None) -> Any:
+        path = epath.Path(directory) / CONFIG_FILE
+        return path.read_text() if path.exists() else None
+
+    def structure(self, directory: epath.Path) -> Any:
+        return None
+
+    def metadata(self, directory: epath.Path) -> Any:
+        return None
+
+    def finalize(self, directory: epath.Path) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    @classmethod
+    def typestr(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@ocp.args.register_with_handler(ConfigCheckpointHandler, for_save=True)
+@dataclasses.dataclass
+class ConfigSave(ocp.args.CheckpointArgs):
+    text: str | None
+
+
+@ocp.args.register_with_handler(ConfigCheckpointHandler, for_restore=True)
+@dataclasses.dataclass
+class ConfigRestore(ocp.args.CheckpointArgs):
+    """Orbax pairs every handler with a restore argument; the text comes back as a str."""
+
+
+def saved_config_path(step_dir: epath.Path | str) -> epath.Path:
+    """Where a step keeps the config that wrote it (absent in steps saved without one)."""
+    return epath.Path(step_dir) / "config" / CONFIG_FILE
+
+
+def _flat_config(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A config's JSON as {"model.dim": 64, ...} (lists and scalars are values)."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, child in value.items():
+        flat.update(_flat_config(child, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+_ABSENT = object()
+
+
+def config_diff(current: str, saved: str, limit: int = 30) -> list[str]:
+    """Lines `model.dim: 32 (now) vs 64 (checkpoint)` for every config value that differs.
+
+    Both arguments are config JSON texts; raises ValueError if either is not valid JSON."""
+    now, then = _flat_config(json.loads(current)), _flat_config(json.loads(saved))
+
+    def show(value: Any) -> str:
+        return "absent" if value is _ABSENT else json.dumps(value)
+
+    lines = [f"{key}: {show(now.get(key, _ABSENT))} (now) vs "
+             f"{show(then.get(key, _ABSENT))} (checkpoint)"
+             for key in sorted(set(now) | set(then))
+             if now.get(key, _ABSENT) != then.get(key, _ABSENT)]
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Does a saved step fit the state the current config builds? Decided from metadata only.
+# --------------------------------------------------------------------------------------------
+
+
+class IncompatibleCheckpointError(ValueError):
+    """A checkpoint reads fine but does not fit the model/optimizer the current config builds."""
+
+
+class LeafSpec(NamedTuple):
+    shape: tuple[int, ...] | None
+    dtype: str | None
+
+
+def _key_name(key: Any) -> str:
+    for attr in ("key", "idx", "name"):  # DictKey, SequenceKey/FlattenedIndexKey, GetAttrKey
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def _leaves(tree: Any, is_leaf: Any = None) -> dict[str, LeafSpec]:
+    """{"model/dense/kernel": (shape, dtype)} for every leaf (None where a leaf has none)."""
+    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)[0]
+    leaves = {}
+    for path, leaf in flat:
+        shape, dtype = getattr(leaf, "shape", None), getattr(leaf, "dtype", None)
+        leaves["/".join(_key_name(k) for k in path)] = LeafSpec(
+            None if shape is None else tuple(int(d) for d in shape),
+            None if dtype is None else str(dtype))
+    return leaves
+
+
+def saved_leaves(state_dir: epath.Path | str) -> dict[str, LeafSpec]:
+    """Key path -> (shape, dtype) of every array in a saved "state" item, from its metadata
+    file alone (no array is read); raises if the metadata is missing or damaged."""
+    handler = ocp.StandardCheckpointHandler()
+    try:
+        metadata = handler.metadata(epath.Path(state_dir))
+    finally:
+        handler.close()
+    tree = getattr(metadata, "tree", metadata)
+    if not isinstance(tree, dict) or not tree:
+        raise ValueError(f"{state_dir}: expected a tree of array metadata, found "
+                         f"{type(tree).__name__}")
+    return _leaves(tree, is_leaf=lambda x: x is not None and not isinstance(x, (dict, list,
+                                                                                tuple)))
+
+
+def tree_mismatches(saved: dict[str, LeafSpec], target: dict[str, LeafSpec],
+                    limit: int = 20) -> list[str]:
+    """Lines naming every key whose shape or dtype differs, then missing and unexpected keys
+    (empty: the checkpoint fits). Leaves without a shape or dtype (a Python int) match any."""
+
+    def show(leaf: LeafSpec) -> str:
+        return f"{leaf.shape} {leaf.dtype}"
+
+    differ = []
+    for key in sorted(set(saved) & set(target)):
+        a, b = saved[key], target[key]
+        if None in (a.shape, b.shape, a.dtype, b.dtype):
+            continue
+        if a.shape != b.shape or a.dtype != b.dtype:
+            differ.append(f"{key}: checkpoint {show(a)}, model {show(b)}")
+    missing = sorted(set(target) - set(saved))
+    unexpected = sorted(set(saved) - set(target))
+
+    def cut(lines: list[str]) -> list[str]:
+        return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit
+                                else [])
+
+    lines = cut(differ)
+    if missing:
+        lines.append(f"missing from the checkpoint ({len(missing)}): "
+                     + ", ".join(cut(missing)))
+    if unexpected:
+        lines.append(f"in the checkpoint but not in the model ({len(unexpected)}): "
+                     + ", ".join(cut(unexpected)))
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
 # The manager.
 # --------------------------------------------------------------------------------------------
 
 
 class Checkpointer:
-    """Orbax CheckpointManager over `{workdir}/checkpoints` with items "state" and "data"."""
+    """Orbax CheckpointManager over `{workdir}/checkpoints` with items "state", "data" and
+    "config".
+
+    `config_json` is this run's config as JSON text (set by `restore_latest(config=...)`),
+    saved with every step so that a later run can name the config that wrote a checkpoint
+    that no longer fits; None saves no "config" item. Set it the same on every process.
+    """
 
     def __init__(self, workdir: str, keep: int = 3, best_metric: str | None = None,
                  best_mode: str = "min", async_save: bool = True):
+        self.config_json: str | None = None
         if best_mode not in ("min", "max"):
             raise ValueError(f"config train.best_mode: expected 'min' or 'max', "
                              f"found {best_mode!r}")
@@ -221,7 +414,7 @@ class Checkpointer:
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
             enable_async_checkpointing=async_save, create=True)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                             item_names=("state", "data"))
+                                             item_names=("state", "data", "config"))
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -235,6 +428,8 @@ class Checkpointer:
         items = {"state": ocp.args.StandardSave(state)}
         if loader is not None:
             items["data"] = _data_args(loader, save=True)
+        if self.config_json is not None:
+            items["config"] = ConfigSave(self.config_json)
         if metrics is not None and self.best_metric and self.best_metric not in metrics:
             metrics = None
         return self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics,
@@ -250,39 +445,101 @@ class Checkpointer:
     def data_dir(self, step: int) -> epath.Path:
         return epath.Path(self.directory) / str(step) / "data"
 
-    def restore_latest(self, abstract_state: Any, loader: Any | None
-                       ) -> tuple[int, Any] | tuple[None, None]:
+    def restore_latest(self, abstract_state: Any, loader: Any | None,
+                       config: ml_collections.ConfigDict | str | None = None,
+                       written_by: str | None = None) -> tuple[int, Any] | tuple[None, None]:
         """Restores the newest readable step: (step, state), or (None, None) without one.
 
-        A step that fails to read (truncated or missing file, bad JSON) is logged with its
-        directory and the reason, moved aside to `corrupt_<step>` (so the run can save that
-        step again), and the previous step is tried. With several processes all of them agree
-        on the outcome of each try (one small collective), so they fall back together.
+        `abstract_state` is the state the current config builds (arrays or
+        jax.ShapeDtypeStruct). `config` is this run's config (a ConfigDict or its JSON): the
+        incompatibility error lists the values that differ from the config that wrote the
+        checkpoint, and later saves keep a copy of it (`config_json`). `written_by` is a config
+        file to name for a checkpoint saved without its own copy, e.g. `{workdir}/config.json`
+        before this run overwrites it.
+
+        Each step, newest first, is first compared with `abstract_state` through its saved
+        tree metadata: a step that does not fit (keys, shapes, dtypes) raises
+        IncompatibleCheckpointError and changes nothing on disk (an older step of the same run
+        would not fit either). A step whose metadata or files cannot be read is corrupt: it is
+        logged with its directory and the reason, renamed to `corrupt_<step>` (so the run can
+        save that step again; never deleted) and the previous step is tried. With several
+        processes all of them agree on each outcome (one small collective), so they fall back
+        or stop together.
         """
+        if config is not None:
+            self.config_json = config if isinstance(config, str) \
+                else config.to_json_best_effort(indent=2)
+        target = _leaves(abstract_state)
         for step in reversed(self.all_steps()):
-            error = None
+            where = epath.Path(self.directory) / str(step)
+            error, saved = None, None
             try:
-                state = self.restore(step, abstract_state, loader)
-            except Exception as e:  # noqa: BLE001 - reported below, then the previous step
-                error, state = e, None
-            failed = _any_process(error is not None)
-            if not failed:
-                return step, state
-            where = os.path.join(self.directory, str(step))
-            reason = (f"{type(error).__name__}: {_first_line(error)}" if error is not None
-                      else "another process could not read it")
-            previous = [s for s in self.all_steps() if s < step]
-            log.warning("checkpoint %s is unreadable (%s); moving it to corrupt_%d and %s",
-                        where, reason, step, f"falling back to step {previous[-1]}"
-                        if previous else "starting from scratch")
-            if jax.process_index() == 0:
-                target = os.path.join(self.directory, f"corrupt_{step}")
-                if os.path.exists(target):
-                    shutil.rmtree(target)
-                os.rename(where, target)
-            _barrier(f"lipjax_corrupt_{step}")
-            self.manager.reload()
+                saved = saved_leaves(where / "state")
+            except Exception as e:  # noqa: BLE001 - unreadable metadata: corrupt, below
+                error = e
+            if not _any_process(error is not None):
+                mismatches = tree_mismatches(saved, target)
+                if _any_process(bool(mismatches)):
+                    raise IncompatibleCheckpointError(self._incompatible_message(
+                        where, mismatches or ["(found by another process)"], written_by))
+                try:
+                    state = self.restore(step, abstract_state, loader)
+                except Exception as e:  # noqa: BLE001 - damaged files: corrupt, below
+                    error, state = e, None
+                if not _any_process(error is not None):
+                    return step, state
+            self._set_aside(step, error)
         return None, None
+
+    def _incompatible_message(self, where: epath.Path, mismatches: list[str],
+                              written_by: str | None) -> str:
+        lines = [f"checkpoint {where} does not fit the state this config builds "
+                 "(checkpoint vs model, shape and dtype):"]
+        lines += [f"  {line}" for line in mismatches]
+        config = saved_config_path(where)
+        if config.exists():
+            lines.append(f"It was written by the config {config}.")
+        elif written_by is not None and os.path.isfile(written_by):
+            lines.append(f"It was saved without its config ({config} does not exist); the "
+                         f"workdir's config before this run is {written_by}.")
+            config = epath.Path(written_by)
+        else:
+            lines.append(f"The config that wrote it is unknown: {config} does not exist.")
+            config = None
+        if config is not None:
+            try:
+                diff = (config_diff(self.config_json, config.read_text())
+                        if self.config_json is not None else None)
+            except (OSError, ValueError) as e:
+                lines.append(f"  (cannot compare the configs: {_first_line(e)})")
+            else:
+                if diff:
+                    lines.append("Config values that differ:")
+                    lines += [f"  {line}" for line in diff]
+                elif diff is not None:
+                    lines.append("  It has the same values as this run's config.")
+        lines.append(f"Nothing on disk was changed. Fix: run with the values of the config that "
+                     f"wrote the checkpoint, or use a new workdir (or move {self.directory} "
+                     "away) to train this config from scratch.")
+        return "\n".join(lines)
+
+    def _set_aside(self, step: int, error: BaseException | None) -> None:
+        """Renames an unreadable step to the first free `corrupt_<step>[.<n>]` (process 0)."""
+        where = os.path.join(self.directory, str(step))
+        reason = (f"{type(error).__name__}: {_first_line(error)}" if error is not None
+                  else "another process could not read it")
+        name, n = f"corrupt_{step}", 0
+        while os.path.exists(os.path.join(self.directory, name)):
+            n += 1
+            name = f"corrupt_{step}.{n}"
+        previous = [s for s in self.all_steps() if s < step]
+        log.warning("checkpoint %s is unreadable (%s); moving it to %s and %s", where, reason,
+                    name, f"falling back to step {previous[-1]}" if previous
+                    else "starting from scratch")
+        if jax.process_index() == 0:
+            os.rename(where, os.path.join(self.directory, name))
+        _barrier(f"lipjax_corrupt_{step}")
+        self.manager.reload()
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

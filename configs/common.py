@@ -156,7 +156,7 @@ def train_config(args: ml_collections.ConfigDict, num_steps: dict[str, int], *,
         # another name (e.g. "test") reads that split of every source.
         "eval_split": "validation",
         "eval_at_start": False,  # also evaluate (and keep) the step-0 weights: see finetune.py
-        "eval_batches": 0,  # 0 = the whole split
+        "eval_batches": 0,  # per evaluated source; 0 = the whole split
         "checkpoint_every": every,
         "keep": 2 if v != "base" else 3,
         "best_metric": best_metric,

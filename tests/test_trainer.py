@@ -108,7 +108,10 @@ def test_smoke_two_steps(data_dir, tmp_path):
         assert r["clips_per_s"] > 0
     evals = read_metrics(str(tmp_path), "eval")
     assert [r["step"] for r in evals] == [2]
-    assert set(summary["eval"]) == {"per", "ver", "lid_accuracy"}
+    names = {"per", "ver", "lid_accuracy"}
+    per_source = {f"{fb.BUILDER}/{lang}_video/validation/{k}" for lang in fb.LANGS
+                  for k in names}
+    assert set(summary["eval"]) == names | per_source  # over all sources, and each alone
     assert summary["eval"]["per"] == evals[0]["per"]
     assert (tmp_path / "config.json").is_file() and any((tmp_path / "tb").iterdir())
 

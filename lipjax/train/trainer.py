@@ -158,7 +158,7 @@ def _resume(task: Any, config: ml_collections.ConfigDict, workdir: str,
                          num_shards=shards)
     step, restored = ckpt.restore_latest(
             checkpoint_tree(model, optimizer, rngs, 0), loader if restore_data else None,
-            **_config_arguments(ckpt, config, workdir))
+            config=config, written_by=os.path.join(workdir, "config.json"))
     if restored is not None:
         step = load_checkpoint_tree(model, optimizer, rngs, restored)
         log.info("resumed from %s/%d", ckpt.directory, step)
@@ -167,20 +167,6 @@ def _resume(task: Any, config: ml_collections.ConfigDict, workdir: str,
         task.load_pretrained(model, config)
         reshard(model, mesh)
     return 0, loader
-
-
-def _config_arguments(ckpt: Checkpointer, config: ml_collections.ConfigDict,
-                      workdir: str) -> dict[str, Any]:
-    """What restore_latest accepts to name the config that wrote a checkpoint."""
-    import inspect
-
-    accepted = inspect.signature(ckpt.restore_latest).parameters
-    args = {}
-    if "written_by" in accepted:
-        args["written_by"] = os.path.join(workdir, "config.json")
-    if "config" in accepted:
-        args["config"] = config
-    return args
 
 
 # --------------------------------------------------------------------------------------------

@@ -142,10 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     name, rest = argv[0], argv[1:]
-    if name == "tokenizer":
-        from lipjax.data import tokenizer
-
-        return tokenizer.main(rest)
     cls = registry.builder_cls(name)
     args = parser_for(cls, f"python -m data_builders {name}").parse_args(rest)
     overrides = {k: getattr(args, k) for k in config_options(cls)

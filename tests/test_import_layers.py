@@ -44,7 +44,10 @@ def _module_name(path: pathlib.Path) -> str:
 
 
 def _modules() -> dict[str, pathlib.Path]:
-    return {_module_name(p): p for root in ROOTS for p in sorted((REPO / root).rglob("*.py"))}
+    """Every library module. A package's `__main__.py` is a program that nothing imports (the
+    top of the stack whatever its folder), so its imports are not checked."""
+    return {_module_name(p): p for root in ROOTS for p in sorted((REPO / root).rglob("*.py"))
+            if p.name != "__main__.py"}
 
 
 def _imports(path: pathlib.Path, name: str, known: set[str]) -> list[tuple[int, str]]:

@@ -47,11 +47,9 @@ Resume policy (`restore_latest`), newest step first:
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import ml_collections
@@ -64,131 +62,19 @@ from etils import epath
 from lipjax.tasks.common import resolve_step_dir as resolve_step_dir
 from lipjax.tasks.common import restore_params as restore_params
 from lipjax.tasks.common import restore_state_numpy as restore_state_numpy
+from lipjax.train.compatibility import (  # noqa: F401 - also read from here
+    ConfigSave,
+    IncompatibleCheckpointError,
+    LeafSpec,
+    config_diff,
+    leaf_specs,
+    saved_config_path,
+    saved_leaves,
+    tree_mismatches,
+)
+from lipjax.train.loader_state import data_args, saved_num_shards  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------------------------
-# Data iterator state: grain's handler for grain iterators, the same file format otherwise.
-# --------------------------------------------------------------------------------------------
-
-
-def _dump(state: Any) -> str:
-    if isinstance(state, bytes):
-        return json.dumps({"__bytes__": state.decode()})
-    return json.dumps(state, indent=2)
-
-
-def _load(path: epath.Path) -> Any:
-    try:
-        state = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: input-pipeline state is not valid JSON ({e}); the file is "
-                         "truncated or damaged") from e
-    if isinstance(state, dict) and set(state) == {"__bytes__"}:
-        state = state["__bytes__"].encode()
-    return state
-
-
-def saved_num_shards(data_dir: epath.Path | str) -> int | None:
-    """The data-shard count a checkpoint's `data/` item was written with (None: not sharded)."""
-    names = [p.name for p in epath.Path(data_dir).glob("shard_*-of-*.json")]
-    counts = {int(n[:-len(".json")].rsplit("-of-", 1)[1]) for n in names}
-    if len(counts) > 1:
-        raise ValueError(f"{data_dir}: shard files of different counts {sorted(counts)}")
-    return counts.pop() if counts else None
-
-
-class LoaderCheckpointHandler:
-    """Orbax handler for iterators with get_state()/set_state() (dict or bytes state).
-
-    A sharded loader (`shard_states()`, lipjax.data.pipeline.Loader) writes one
-    `shard_{s}-of-{n}.json` per local data shard; any other iterator writes
-    `process_{i}-of-{n}.json` like grain's own handler.
-    """
-
-    def _path(self, directory: epath.Path) -> epath.Path:
-        name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
-        return epath.Path(directory) / name
-
-    @staticmethod
-    def _shard_path(directory: epath.Path, shard: int, count: int) -> epath.Path:
-        return epath.Path(directory) / f"shard_{shard}-of-{count}.json"
-
-    def save(self, directory: epath.Path, item: Any = None, args: Any = None) -> None:
-        item = item if item is not None else args.item
-        if hasattr(item, "shard_states"):
-            for shard, state in item.shard_states().items():
-                self._shard_path(directory, shard, item.num_shards).write_text(_dump(state))
-            return
-        self._path(directory).write_text(_dump(item.get_state()))
-
-    def restore(self, directory: epath.Path, item: Any = None, args: Any = None) -> Any:
-        item = item if item is not None else args.item
-        if hasattr(item, "shard_states"):
-            paths = {s: self._shard_path(directory, s, item.num_shards) for s in item.shards}
-            missing = [str(p) for p in paths.values() if not p.exists()]
-            if missing:
-                found = sorted(p.name for p in epath.Path(directory).iterdir())
-                raise FileNotFoundError(
-                    f"{directory}: expected the input-pipeline state of data shards "
-                    f"{list(item.shards)} of {item.num_shards}, found {found}")
-            item.set_shard_states({s: _load(p) for s, p in paths.items()})
-            return item
-        path = self._path(directory)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no input-pipeline state for this process "
-                                    f"(saved with a different process count?)")
-        item.set_state(_load(path))
-        return item
-
-    def structure(self, directory: epath.Path) -> Any:
-        return None
-
-    def metadata(self, directory: epath.Path) -> Any:
-        return None
-
-    def finalize(self, directory: epath.Path) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    @classmethod
-    def typestr(cls) -> str:
-        return f"{cls.__module__}.{cls.__qualname__}"
-
-
-@ocp.args.register_with_handler(LoaderCheckpointHandler, for_save=True)
-@dataclasses.dataclass
-class LoaderSave(ocp.args.CheckpointArgs):
-    item: Any
-
-
-@ocp.args.register_with_handler(LoaderCheckpointHandler, for_restore=True)
-@dataclasses.dataclass
-class LoaderRestore(ocp.args.CheckpointArgs):
-    item: Any
-
-
-def _is_grain_iterator(loader: Any) -> bool:
-    try:
-        import grain
-        from grain import checkpoint as _  # noqa: F401
-    except ImportError:
-        return False
-    types = tuple(t for t in (getattr(grain, "DatasetIterator", None),
-                              getattr(grain, "DataLoaderIterator", None)) if t is not None)
-    return bool(types) and isinstance(loader, types)
-
-
-def _data_args(loader: Any, save: bool) -> ocp.args.CheckpointArgs:
-    if _is_grain_iterator(loader) and not hasattr(loader, "shard_states"):
-        import grain
-
-        return (grain.checkpoint.CheckpointSave if save
-                else grain.checkpoint.CheckpointRestore)(loader)
-    return (LoaderSave if save else LoaderRestore)(loader)
-
 
 def _first_line(error: BaseException) -> str:
     """The first informative line of an (often very long) Orbax/TensorStore error."""
@@ -210,176 +96,6 @@ def _barrier(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
-
-
-# --------------------------------------------------------------------------------------------
-# The config that wrote a step: item "config", one JSON file written by process 0.
-# --------------------------------------------------------------------------------------------
-
-CONFIG_FILE = "config.json"
-
-
-class ConfigCheckpointHandler:
-    """Orbax handler for item "config": the run's config text as `config.json`.
-
-    Only process 0 writes (every process passes the same item, so all save the same items).
-    `restore_latest` reads the file itself (`saved_config_path`): a resume needs it only to
-    explain an incompatible checkpoint.
-    """
-
-    def save(self, directory: epath.Path, item: Any = None, args: Any = None) -> None:
-        text = item if item is not None else args.text
-        if jax.process_index() == 0 and text is not None:
-            (epath.Path(directory) / CONFIG_FILE).write_text(text)
-
-    def restore(self, directory: epath.Path, item: Any = None, args: Any = None) -> Any:
-        path = epath.Path(directory) / CONFIG_FILE
-        return path.read_text() if path.exists() else None
-
-    def structure(self, directory: epath.Path) -> Any:
-        return None
-
-    def metadata(self, directory: epath.Path) -> Any:
-        return None
-
-    def finalize(self, directory: epath.Path) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    @classmethod
-    def typestr(cls) -> str:
-        return f"{cls.__module__}.{cls.__qualname__}"
-
-
-@ocp.args.register_with_handler(ConfigCheckpointHandler, for_save=True)
-@dataclasses.dataclass
-class ConfigSave(ocp.args.CheckpointArgs):
-    text: str | None
-
-
-@ocp.args.register_with_handler(ConfigCheckpointHandler, for_restore=True)
-@dataclasses.dataclass
-class ConfigRestore(ocp.args.CheckpointArgs):
-    """Orbax pairs every handler with a restore argument; the text comes back as a str."""
-
-
-def saved_config_path(step_dir: epath.Path | str) -> epath.Path:
-    """Where a step keeps the config that wrote it (absent in steps saved without one)."""
-    return epath.Path(step_dir) / "config" / CONFIG_FILE
-
-
-def _flat_config(value: Any, prefix: str = "") -> dict[str, Any]:
-    """A config's JSON as {"model.dim": 64, ...} (lists and scalars are values)."""
-    if not isinstance(value, dict):
-        return {prefix: value}
-    flat: dict[str, Any] = {}
-    for key, child in value.items():
-        flat.update(_flat_config(child, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
-_ABSENT = object()
-
-
-def config_diff(current: str, saved: str, limit: int = 30) -> list[str]:
-    """Lines `model.dim: 32 (now) vs 64 (checkpoint)` for every config value that differs.
-
-    Both arguments are config JSON texts; raises ValueError if either is not valid JSON."""
-    now, then = _flat_config(json.loads(current)), _flat_config(json.loads(saved))
-
-    def show(value: Any) -> str:
-        return "absent" if value is _ABSENT else json.dumps(value)
-
-    lines = [f"{key}: {show(now.get(key, _ABSENT))} (now) vs "
-             f"{show(then.get(key, _ABSENT))} (checkpoint)"
-             for key in sorted(set(now) | set(then))
-             if now.get(key, _ABSENT) != then.get(key, _ABSENT)]
-    if len(lines) > limit:
-        lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
-    return lines
-
-
-# --------------------------------------------------------------------------------------------
-# Does a saved step fit the state the current config builds? Decided from metadata only.
-# --------------------------------------------------------------------------------------------
-
-
-class IncompatibleCheckpointError(ValueError):
-    """A checkpoint reads fine but does not fit the model/optimizer the current config builds."""
-
-
-class LeafSpec(NamedTuple):
-    shape: tuple[int, ...] | None
-    dtype: str | None
-
-
-def _key_name(key: Any) -> str:
-    for attr in ("key", "idx", "name"):  # DictKey, SequenceKey/FlattenedIndexKey, GetAttrKey
-        if hasattr(key, attr):
-            return str(getattr(key, attr))
-    return str(key)
-
-
-def _leaves(tree: Any, is_leaf: Any = None) -> dict[str, LeafSpec]:
-    """{"model/dense/kernel": (shape, dtype)} for every leaf (None where a leaf has none)."""
-    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)[0]
-    leaves = {}
-    for path, leaf in flat:
-        shape, dtype = getattr(leaf, "shape", None), getattr(leaf, "dtype", None)
-        leaves["/".join(_key_name(k) for k in path)] = LeafSpec(
-            None if shape is None else tuple(int(d) for d in shape),
-            None if dtype is None else str(dtype))
-    return leaves
-
-
-def saved_leaves(state_dir: epath.Path | str) -> dict[str, LeafSpec]:
-    """Key path -> (shape, dtype) of every array in a saved "state" item, from its metadata
-    file alone (no array is read); raises if the metadata is missing or damaged."""
-    handler = ocp.StandardCheckpointHandler()
-    try:
-        metadata = handler.metadata(epath.Path(state_dir))
-    finally:
-        handler.close()
-    tree = getattr(metadata, "tree", metadata)
-    if not isinstance(tree, dict) or not tree:
-        raise ValueError(f"{state_dir}: expected a tree of array metadata, found "
-                         f"{type(tree).__name__}")
-    return _leaves(tree, is_leaf=lambda x: x is not None and not isinstance(x, (dict, list,
-                                                                                tuple)))
-
-
-def tree_mismatches(saved: dict[str, LeafSpec], target: dict[str, LeafSpec],
-                    limit: int = 20) -> list[str]:
-    """Lines naming every key whose shape or dtype differs, then missing and unexpected keys
-    (empty: the checkpoint fits). Leaves without a shape or dtype (a Python int) match any."""
-
-    def show(leaf: LeafSpec) -> str:
-        return f"{leaf.shape} {leaf.dtype}"
-
-    differ = []
-    for key in sorted(set(saved) & set(target)):
-        a, b = saved[key], target[key]
-        if None in (a.shape, b.shape, a.dtype, b.dtype):
-            continue
-        if a.shape != b.shape or a.dtype != b.dtype:
-            differ.append(f"{key}: checkpoint {show(a)}, model {show(b)}")
-    missing = sorted(set(target) - set(saved))
-    unexpected = sorted(set(saved) - set(target))
-
-    def cut(lines: list[str]) -> list[str]:
-        return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit
-                                else [])
-
-    lines = cut(differ)
-    if missing:
-        lines.append(f"missing from the checkpoint ({len(missing)}): "
-                     + ", ".join(cut(missing)))
-    if unexpected:
-        lines.append(f"in the checkpoint but not in the model ({len(unexpected)}): "
-                     + ", ".join(cut(unexpected)))
-    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,7 +143,7 @@ class Checkpointer:
         """Starts an (async) save of `state` (pytree of jax.Arrays) and the loader position."""
         items = {"state": ocp.args.StandardSave(state)}
         if loader is not None:
-            items["data"] = _data_args(loader, save=True)
+            items["data"] = data_args(loader, save=True)
         if self.config_json is not None:
             items["config"] = ConfigSave(self.config_json)
         if metrics is not None and self.best_metric and self.best_metric not in metrics:
@@ -439,7 +155,7 @@ class Checkpointer:
         """Restores "state" onto the shardings of `abstract_state` and moves `loader` in place."""
         items = {"state": ocp.args.StandardRestore(abstract_state)}
         if loader is not None:
-            items["data"] = _data_args(loader, save=False)
+            items["data"] = data_args(loader, save=False)
         return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
 
     def data_dir(self, step: int) -> epath.Path:
@@ -469,7 +185,7 @@ class Checkpointer:
         if config is not None:
             self.config_json = config if isinstance(config, str) \
                 else config.to_json_best_effort(indent=2)
-        target = _leaves(abstract_state)
+        target = leaf_specs(abstract_state)
         for step in reversed(self.all_steps()):
             where = epath.Path(self.directory) / str(step)
             error, saved = None, None

@@ -32,8 +32,8 @@ def demo_sizes(language: str, modality: str) -> dict[str, int]:
     """Examples per split of the demo corpus (generated in a few minutes on 2 cores)."""
     if modality == "audio":
         # Audio-text is the cheap data (no rendering): more sentences keep a decoder from
-        # reciting its training sentences (1,000: teacher-forced token accuracy 100 % on train,
-        # 51 % on validation); 2,000 keeps the demo's corpus step near 4 minutes.
+        # reciting its training sentences (experiments/results/README.md), and 2,000 keep the
+        # demo's corpus step within minutes.
         return {"train": 2000, "validation": 100, "test": 100}
     return {"train": 120 if language in LOW_RESOURCE else 400, "validation": 40, "test": 60}
 
@@ -48,9 +48,10 @@ class SyntheticLipsConfig(tfds.core.BuilderConfig):
     seed: int = 0
     min_words: int = 3
     max_words: int = 7
-    # Words are drawn from the language's `vocabulary_size` most frequent words. 300 lets 1,000
-    # audio-text sentences show nearly every test word >= 5 times (2,000: 69 % of test words
-    # seen < 5 times), so a CPU-sized LMDecoder can learn the lexicon it is meant to hold.
+    # Words are drawn from the language's `vocabulary_size` most frequent words: few enough that
+    # the audio-text sentences show nearly every test word several times (a larger list leaves
+    # most test words rare; experiments/results/README.md), so a CPU-sized LMDecoder can learn
+    # the lexicon it is meant to hold.
     vocabulary_size: int = 300
 
     def __post_init__(self) -> None:

@@ -66,8 +66,8 @@ class Frontend(nnx.Module):
                  remat: bool | str = False, rngs: nnx.Rngs) -> None:
         # The 5x7x7 Conv3d with one input channel, computed as a 2D conv over each frame's 5
         # neighbouring frames stacked as channels: the same function and FLOPs, far faster on
-        # XLA:CPU, whose 3D convolutions are slow (BENCHMARKS.md). Kernel (7, 7, 5, w) = Conv3d kernel
-        # (5, 7, 7, 1, w) with the time axis moved to the input channels.
+        # XLA:CPU, whose 3D convolutions are slow (BENCHMARKS.md). Kernel (7, 7, 5, w) =
+        # Conv3d kernel (5, 7, 7, 1, w) with the time axis moved to the input channels.
         self.stem = nnx.Conv(STEM_FRAMES, width, (7, 7), (2, 2), padding=((3, 3), (3, 3)),
                              use_bias=False, dtype=dtype, rngs=rngs)
         self.stem_norm = MaskedNorm(width, norm, dtype=dtype, rngs=rngs)

@@ -10,7 +10,10 @@ step i as an incremental one, and no cache plumbing is needed.
 Beam search follows ESPnet's joint decoding (Watanabe et al. 2017): a hypothesis h scores
 (1 - λ) log p_att(h) + λ log p_ctc-prefix(h) + length_penalty · |h|; candidates are the
 top ⌈1.5·beam⌉ next tokens by attention score ("pre-beam"), CTC prefix probabilities are
-computed only for them, and finished hypotheses stay in the beam with a frozen score.
+computed only for them, and finished hypotheses stay in the beam with a frozen score. A
+finished hypothesis can still be pushed out of the beam by longer ones that score higher at
+that step and lower once they end, so the best finished hypothesis is also kept aside (as
+ESPnet keeps its ended hypotheses) and competes in the final choice.
 """
 
 from __future__ import annotations
@@ -145,13 +148,14 @@ def beam_search(decode_fn: DecodeFn, states: jax.Array, mask: jax.Array,
         x, lens, r = None, None, jnp.zeros((b, w, 1, 2))
     psi_prev = jnp.zeros((b, w))
     last = jnp.full((b, w), -1, jnp.int32)
+    kept = (jnp.zeros((b, max_len + 1), jnp.int32), jnp.full((b,), NEG))  # best finished
 
     def cond(carry):
         i, _, _, done, *_ = carry
         return (i < max_len) & ~jnp.all(done)
 
     def body(carry):
-        i, tokens, scores, done, r, psi_prev, last = carry
+        i, tokens, scores, done, r, psi_prev, last, kept = carry
         logits = decode_fn(tokens.reshape(b * w, -1), st, mk, lg)
         step = lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False)
         att = _forbid(jax.nn.log_softmax(step.astype(jnp.float32), -1)).reshape(b, w, -1)
@@ -181,10 +185,19 @@ def beam_search(decode_fn: DecodeFn, states: jax.Array, mask: jax.Array,
             psi_prev = jnp.where(was_done, psi_prev[bidx, parent],
                                  psi.reshape(b, w * k)[bidx, idx])
         last = jnp.where(was_done, last[bidx, parent], tok)
-        return i + 1, tokens, new_scores, was_done | (tok == EOS), r, psi_prev, last
+        ended = jnp.where((tok == EOS) & ~was_done, new_scores, NEG)  # finished at this step
+        j = jnp.argmax(ended, axis=1)
+        better = ended[jnp.arange(b), j] > kept[1]
+        kept = (jnp.where(better[:, None], tokens[jnp.arange(b), j], kept[0]),
+                jnp.where(better, ended[jnp.arange(b), j], kept[1]))
+        return i + 1, tokens, new_scores, was_done | (tok == EOS), r, psi_prev, last, kept
 
-    carry = (jnp.int32(0), tokens, scores, done, r, psi_prev, last)
-    _, tokens, scores, *_ = lax.while_loop(cond, body, carry)
+    carry = (jnp.int32(0), tokens, scores, done, r, psi_prev, last, kept)
+    _, tokens, scores, *_, (kept_tokens, kept_score) = lax.while_loop(cond, body, carry)
     best = jnp.argmax(scores, axis=1)
-    out, lengths = _finish(tokens[jnp.arange(b), best, 1:])
-    return out, lengths, scores[jnp.arange(b), best]
+    best_tokens, best_score = tokens[jnp.arange(b), best], scores[jnp.arange(b), best]
+    # Only a finished hypothesis that left the beam can beat the beam's best.
+    use_kept = kept_score > best_score
+    best_tokens = jnp.where(use_kept[:, None], kept_tokens, best_tokens)
+    out, lengths = _finish(best_tokens[:, 1:])
+    return out, lengths, jnp.where(use_kept, kept_score, best_score)

@@ -56,7 +56,15 @@ def test_label_smoothed_ce_masks_padding_and_reduces_to_ce():
     changed = logits.at[:, 3].set(50.0)
     a = losses.label_smoothed_ce(logits, targets, mask, 0.1)
     b = losses.label_smoothed_ce(changed, targets, mask, 0.1)
-    assert np.isclose(float(a), float(b)) and float(a) > want - 1.0
+    assert np.isclose(float(a), float(b))
+    # Smoothing s over K classes: targets (1 - s)·one-hot + s/K, so each token costs
+    # (1 - s)·(-log p_target) + s·mean_k(-log p_k); float64 by hand.
+    logp = np.asarray(logits, np.float64)
+    logp = logp - np.logaddexp.reduce(logp, axis=-1, keepdims=True)
+    nll = -np.take_along_axis(logp, np.asarray(targets)[..., None], -1)[..., 0]
+    per_token = 0.9 * nll + 0.1 * (-logp).mean(-1)
+    m = np.asarray(mask)
+    np.testing.assert_allclose(float(a), (per_token * m).sum() / m.sum(), rtol=1e-5)
 
 
 def test_frame_ce_ignores_padded_frames():
@@ -64,3 +72,26 @@ def test_frame_ce_ignores_padded_frames():
     targets = jnp.array([[1, 2, 0]])
     mask = jnp.array([[True, True, False]])
     assert np.isclose(float(losses.frame_ce(logits, targets, mask)), np.log(4.0), rtol=1e-5)
+
+
+def test_ctc_mean_leaves_out_infeasible_and_masked_sequences():
+    """A sequence with fewer frames than labels has no alignment: the batch mean is over the
+    others (and over `example_mask`'s examples only, when given)."""
+    rng = np.random.default_rng(2)
+    logits = jnp.asarray(rng.normal(size=(3, 4, 5)), jnp.float32)
+    logit_mask = jnp.asarray(np.arange(4)[None] < np.array([4, 4, 2])[:, None])
+    labels = jnp.asarray([[1, 2, 0], [3, 0, 0], [1, 2, 3]])
+    label_mask = labels > 0  # the third: 3 labels in 2 frames
+    per_seq = np.asarray(losses.ctc_per_sequence(logits, logit_mask, labels, label_mask))
+    got = float(losses.ctc(logits, logit_mask, labels, label_mask))
+    assert np.isclose(got, (per_seq[0] + per_seq[1]) / 2, rtol=1e-6)
+    only_first = float(losses.ctc(logits, logit_mask, labels, label_mask,
+                                  example_mask=jnp.asarray([True, False, True])))
+    assert np.isclose(only_first, per_seq[0], rtol=1e-6)
+
+
+def test_accuracy_counts_valid_positions_only():
+    logits = jax.nn.one_hot(jnp.asarray([[1, 2, 3, 0]]), 4)  # predicts 1, 2, 3, 0
+    targets = jnp.asarray([[1, 0, 3, 3]])
+    mask = jnp.asarray([[True, True, True, False]])
+    assert np.isclose(float(losses.accuracy(logits, targets, mask)), 2 / 3, rtol=1e-6)  # float32

@@ -1,4 +1,5 @@
-"""Model invariants: padding never changes outputs at valid frames; remat changes nothing."""
+"""Model invariants: padding never changes outputs at valid frames; remat changes nothing;
+parameter counts are the architecture's, exactly."""
 
 import jax
 import jax.numpy as jnp
@@ -135,15 +136,170 @@ def test_remat_and_bfloat16_switches():
     assert np.isfinite(loss_b) and abs(loss_b - loss) < 0.1 * abs(loss)
 
 
+# ---------------------------------------------------------------------------------------------
+# Parameter counts written from the architecture (lipjax/models/*.py docstrings, the sizes of
+# factory.SIZES), against the models the tasks build, counted without allocating them.
+# ---------------------------------------------------------------------------------------------
+
+
+def _linear(i: int, o: int, bias: bool = True) -> int:
+    return i * o + (o if bias else 0)
+
+
+def _norm(d: int) -> int:
+    """LayerNorm, BatchNorm (its running statistics are not parameters) or GroupNorm: a scale
+    and a bias per channel."""
+    return 2 * d
+
+
+def _attention(d: int, rel_pos: bool = False) -> int:
+    """q, k, v, out projections with biases; the relative-position variant adds the position
+    projection (no bias) and the two per-head biases u, v (heads × head_dim = d each)."""
+    return 4 * _linear(d, d) + (_linear(d, d, bias=False) + 2 * d if rel_pos else 0)
+
+
+def _ffn(d: int, f: int) -> int:
+    return _linear(d, f) + _linear(f, d)
+
+
+def _frontend(w: int) -> int:
+    """Conv3d 1→w (5×7×7, no bias) + BN, then ResNet-18: 4 stages of 2 basic blocks (two 3×3
+    convs without bias, each followed by BN) of widths w, 2w, 4w, 8w; the first block of
+    stages 2-4 changes width and has a 1×1 downsample conv + BN."""
+    n = 5 * 7 * 7 * w + _norm(w)
+    cin = w
+    for cout in (w, 2 * w, 4 * w, 8 * w):
+        for _ in range(2):
+            n += 9 * cin * cout + _norm(cout) + 9 * cout * cout + _norm(cout)
+            if cin != cout:
+                n += cin * cout + _norm(cout)
+            cin = cout
+    return n
+
+
+def _conformer_block(d: int, f: int, kernel: int) -> int:
+    """Two macaron FFNs with their pre-norms, rel-pos MHSA + norm, conv module (norm,
+    pointwise d→2d for the GLU, depthwise kernel with bias, BN, pointwise d→d), final norm."""
+    macaron = 2 * (_norm(d) + _ffn(d, f))
+    mhsa = _norm(d) + _attention(d, rel_pos=True)
+    conv = _norm(d) + _linear(d, 2 * d) + kernel * d + d + _norm(d) + _linear(d, d)
+    return macaron + mhsa + conv + _norm(d)
+
+
+def _transformer_encoder(d: int, f: int, layers: int) -> int:
+    """Pre-LN blocks (norm + MHSA, norm + FFN) and a final LayerNorm."""
+    return layers * (_norm(d) + _attention(d) + _norm(d) + _ffn(d, f)) + _norm(d)
+
+
+def _visual_encoder(size: dict) -> int:
+    """Front end (8w features) → projection to dim (none when 8w = dim, as tiny's) →
+    Conformer blocks. The Conformer ends with its last block's LayerNorm: no further
+    encoder-level norm (auto_avsr's ESPnet encoder has one more, `after_norm`)."""
+    w, d = size["frontend_width"], size["dim"]
+    proj = _linear(8 * w, d) if 8 * w != d else 0
+    return _frontend(w) + proj + size["layers"] * _conformer_block(d, size["ffn"], size["kernel"])
+
+
+def _lmdecoder(size: dict, units: int, vocab: int) -> int:
+    """Unit embeddings (the memory) + Transformer memory encoder + decoder (token embedding,
+    blocks of self-attention, cross-attention and FFN with three pre-norms, final norm, output
+    layer) + CTC head."""
+    d, f = size["dim"], size["ffn"]
+    memory = units * d
+    if size["memory_layers"]:
+        memory += _transformer_encoder(d, f, size["memory_layers"])
+    block = 3 * _norm(d) + 2 * _attention(d) + _ffn(d, f)
+    decoder = vocab * d + size["decoder_layers"] * block + _norm(d) + _linear(d, vocab)
+    return memory + decoder + _linear(d, vocab)
+
+
+def _count(model) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+TEXT_VOCAB = 1000
+
+
+def _task_models(variant: str, tmp_path) -> dict:
+    """{run: (config, parameter shapes)} of every distinct model the recipe's tasks build."""
+    from experiments.recipe import METHODS, Recipe
+    from lipjax.tasks import get_task
+
+    recipe = Recipe(data_dir=str(tmp_path / "no_data"), workdir=str(tmp_path), variant=variant)
+    runs = [("units_pretrain",), ("lmdecoder", "it")] + [("finetune", "it", m) for m in METHODS]
+    out, seen = {}, []
+    for run in runs:
+        config = recipe.config(*run)
+        config.model.text_vocab = TEXT_VOCAB  # no tokenizer here
+        key = (config.task, config.model.to_json())
+        if key in seen:  # noread, nomemory and scratch differ in their inits only
+            continue
+        seen.append(key)
+        task = get_task(config.task)
+        out[run] = config, nnx.eval_shape(lambda c=config, t=task: t.create_model(c,
+                                                                                 nnx.Rngs(0)))
+    return out
+
+
+@pytest.mark.parametrize("variant", ["tiny", "small", "base"])
+def test_parameter_counts_are_the_architecture(variant, tmp_path):
+    """Exact counts: one missing or extra norm, bias or projection anywhere fails."""
+    size = factory.SIZES[variant]
+    d = size["dim"]
+    models = _task_models(variant, tmp_path)
+    assert len(models) == 5, list(models)  # stage 1, stage 2, memory, posterior, no read
+    for run, (config, model) in models.items():
+        units, langs = factory.unit_vocab(config), factory.num_languages(config)
+        visual = _visual_encoder(size)
+        if run[0] == "units_pretrain":  # + unit head + LID head (hidden layer d → d)
+            assert config.loss.lid_weight > 0
+            want = visual + _linear(d, units) + _linear(d, d) + _linear(d, langs)
+        elif run[0] == "lmdecoder":
+            want = _lmdecoder(size, units, TEXT_VOCAB)
+        else:  # visual encoder + LMDecoder + the memory read
+            m = config.model
+            want = visual + _lmdecoder(size, units, TEXT_VOCAB)
+            if m.memory_addressing == "attention":  # query and key projections
+                want += 2 * _linear(d, d)
+            if m.memory_addressing == "posterior":  # the stage-1 unit head
+                want += _linear(d, units)
+            if m.memory_addressing != "none" and m.memory_residual:
+                want += _linear(d, d)
+        assert _count(model) == want, (run, _count(model), want)
+        if run[0] != "lmdecoder":
+            assert _count(model.visual) == visual, run
+
+
+def test_visual_encoder_counts_per_norm_and_encoder_kind():
+    """GroupNorm has BatchNorm's parameters; the Transformer ablation of the visual encoder has
+    pre-LN blocks, sinusoidal positions (no parameters) and a final LayerNorm."""
+    size = factory.SIZES["tiny"]
+    d, f, w = size["dim"], size["ffn"], size["frontend_width"]
+    for overrides, want in (
+            ({"norm": "group"}, _visual_encoder(size)),
+            ({"encoder": "transformer"},
+             _frontend(w) + _transformer_encoder(d, f, size["layers"]))):
+        config = _config(**overrides)
+        model = nnx.eval_shape(lambda c=config: factory.visual_encoder(c, nnx.Rngs(0)))
+        assert _count(model) == want, overrides
+
+
 def test_base_size_is_auto_avsr():
-    """Parameter count of the auto_avsr architecture (no memory, no memory encoder, vocab 5049)
-    without allocating it: ≈ 250.4 M as reported for auto_avsr's VSR model."""
+    """lipjax's base lip reader without the memory (no read, no memory encoder) is auto_avsr's
+    VSR model (reported as 250.4 M parameters) but for two things, counted exactly: the
+    LMDecoder's unit embeddings (its memory) and the ESPnet encoder's `after_norm`, which
+    lipjax's Conformer has no counterpart of."""
     config = _config()
     config.model = factory.model_config("base", memory_addressing="none", memory_layers=0,
                                         text_vocab=5049, unit_vocab=12, languages=("en",))
-    shapes = nnx.eval_shape(lambda: factory.lipreader(config, nnx.Rngs(0)))
-    n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(shapes, nnx.Param)))
-    assert abs(n / 1e6 - 250.4) < 3.0, n
+    size, d, vocab = factory.SIZES["base"], 768, 5049
+    block = 3 * _norm(d) + 2 * _attention(d) + _ffn(d, size["ffn"])
+    auto_avsr = (_visual_encoder(size) + _norm(d)  # after_norm
+                 + vocab * d + size["decoder_layers"] * block + _norm(d) + _linear(d, vocab)
+                 + _linear(d, vocab))  # CTC
+    assert round(auto_avsr / 1e5) == 2504, auto_avsr
+    model = nnx.eval_shape(lambda: factory.lipreader(config, nnx.Rngs(0)))
+    assert _count(model) == auto_avsr - _norm(d) + 12 * d
 
 
 def test_stem_is_the_3d_convolution():

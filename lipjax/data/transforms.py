@@ -7,6 +7,11 @@ between worker processes and on the host-to-device copy); the model's front end 
 (`lipjax.models.frontend.normalize`). Collation pads to a few length buckets and builds the
 masks.
 
+Time masking hides spans of a training clip (the frames show the dataset's mean pixel), each up
+to `time_mask_frames` long: `time_masks` spans per clip, or, with `time_mask_per_second` > 0,
+as many per second of clip (auto_avsr's adaptive time mask: one span of up to 0.4 s per second
+of video), so that a 15-second clip is hidden as much, for its length, as a 2-second one.
+
 Training clips longer than `max_frames` are dropped or cropped (`long_clips`); a dropped clip
 comes out as a marker (`{"source": k, "dropped": frames}`) rather than vanishing, so that the
 batcher counts it per source (lipjax/data/pipeline.py). Every clip carries `source`, its index
@@ -16,14 +21,15 @@ in the configured source list, so batches say where each row came from.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from lipjax import languages
 from lipjax.data.source import as_str
-from lipjax.schema import HOST_KEYS, MEAN, SAMPLES_PER_FRAME
+from lipjax.schema import FPS, HOST_KEYS, MEAN, SAMPLES_PER_FRAME
 from lipjax.units.acoustic import dedup
 
 # What a time-masked frame shows: the dataset's mean pixel, so that it normalises to ~0.
@@ -67,6 +73,29 @@ def check_unit_ids(ex: dict[str, Any], units: str, vocab: int, source: str) -> N
                     "corpora whose units share one codebook.")
 
 
+def time_mask_count(frames: int, time_masks: int, per_second: float = 0.0) -> int:
+    """How many time-mask spans a training clip of `frames` 25 Hz frames is given: `time_masks`,
+    or with `per_second` > 0 that many per second of clip, a started second counting whole
+    (auto_avsr: one per second, so 1 to 25 frames get one span, 26 to 50 two)."""
+    if per_second <= 0:
+        return time_masks
+    # Rounded first, so that float error never turns a whole count into the next integer.
+    return math.ceil(round(frames * per_second / FPS, 9))
+
+
+def time_mask_spans(frames: int, count: int, max_span: int, rng: np.random.Generator
+                    ) -> Iterator[tuple[int, int]]:
+    """(start, length) of each of `count` spans drawn for a clip of `frames` frames: a length
+    uniform in 0..`max_span`, then a start that keeps the span inside the clip. A span of length
+    0, or one not shorter than the clip, hides nothing and is not yielded. The draws are those
+    the fixed count always made, so that a config without `time_mask_per_second` masks the
+    same frames as before it existed."""
+    for _ in range(count):
+        span = int(rng.integers(0, max_span + 1)) if max_span else 0
+        if span and frames > span:
+            yield int(rng.integers(0, frames - span + 1)), span
+
+
 @dataclasses.dataclass
 class ClipTransform:
     """Decoded TFDS example -> one clip dict (uint8 cropped video, unit/phoneme/token ids).
@@ -84,6 +113,7 @@ class ClipTransform:
     hflip: bool = True
     time_masks: int = 0
     time_mask_frames: int = 0
+    time_mask_per_second: float = 0.0  # > 0: spans per second of clip instead of time_masks
     max_frames: int | None = None
     tokenize: bool = True
     downsample: int = 1  # average d x d pixel blocks before cropping (CPU-sized demos)
@@ -93,6 +123,14 @@ class ClipTransform:
     sources: tuple[str, ...] = ()  # source labels by SOURCE_KEY, for error messages
 
     def __post_init__(self) -> None:
+        if self.time_mask_per_second < 0:
+            raise ValueError(f"data.time_mask_per_second={self.time_mask_per_second}: expected "
+                             "spans per second of clip >= 0 (0: data.time_masks per clip).")
+        if self.time_mask_per_second and self.time_masks:
+            raise ValueError(
+                    f"data.time_masks={self.time_masks} and data.time_mask_per_second="
+                    f"{self.time_mask_per_second}: give spans per clip or per second of clip, "
+                    "not both; set data.time_masks=0 to mask per second.")
         self._tokenizers: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # SentencePiece models reload in each worker
@@ -168,11 +206,9 @@ class ClipTransform:
         video = video[:, top:top + self.crop, left:left + self.crop]
         if self.hflip and rng.random() < 0.5:
             video = video[:, :, ::-1]
-        for _ in range(self.time_masks):
-            span = int(rng.integers(0, self.time_mask_frames + 1)) if self.time_mask_frames else 0
-            if span and frames > span:
-                start = int(rng.integers(0, frames - span + 1))
-                masked[start:start + span] = True
+        count = time_mask_count(frames, self.time_masks, self.time_mask_per_second)
+        for start, span in time_mask_spans(frames, count, self.time_mask_frames, rng):
+            masked[start:start + span] = True
         return video, masked
 
 

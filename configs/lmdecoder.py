@@ -3,8 +3,8 @@
     python -m lipjax.train --config configs/lmdecoder.py:small,lang=it \
         --workdir out/runs/lmdecoder_it
 
-The paper's mixture for Italian (Portuguese: the same with pt): MLS, VoxPopuli, Common Voice
-and mTEDx audio, each built first (data_builders/<name>/README.md):
+The paper's mixture for Italian: MLS, VoxPopuli, Common Voice and mTEDx audio, each built first
+(data_builders/<name>/README.md); Portuguese the same without VoxPopuli, which has no pt:
 
     python -m lipjax.train --config configs/lmdecoder.py:base,lang=it,data_dir=out/data,\
 sources=mls/it+voxpopuli/it+common_voice/it+mtedx/it_audio \

@@ -79,6 +79,7 @@ DEFAULTS: dict[str, Any] = {
         "hflip": True,
         "time_mask_frames": 0,
         "time_masks": 0,
+        "time_mask_per_second": 0.0,  # > 0: spans per second of clip instead of time_masks
         "tokenizer_vocab": 1000,
         "num_workers": 0,
         "read_threads": 4,  # threads decoding clips inside each process
@@ -368,7 +369,9 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
                 data_dir=data_dir, with_video=with_video, train=train, seed=int(seed),
                 process_index=shard_index, crop=crop, hflip=bool(_cfg(data_cfg, "hflip")),
                 time_masks=int(_cfg(data_cfg, "time_masks")),
-                time_mask_frames=int(_cfg(data_cfg, "time_mask_frames")), max_frames=max_frames,
+                time_mask_frames=int(_cfg(data_cfg, "time_mask_frames")),
+                time_mask_per_second=float(_cfg(data_cfg, "time_mask_per_second")),
+                max_frames=max_frames,
                 tokenize=bool(_cfg(data_cfg, "tokenize")),
                 downsample=int(_cfg(data_cfg, "downsample")), long_clips=long_clips,
                 units=units, unit_vocab=unit_vocab, sources=labels)

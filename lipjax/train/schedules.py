@@ -59,7 +59,7 @@ def make_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Sch
     if kind == "tristage":
         return tristage(optim.lr, num_steps, tuple(optim.get("phase_ratio", (0.1, 0.4, 0.5))),
                         optim.get("init_lr_scale", 0.01), optim.get("final_lr_scale", 0.05),
-                        optim.get("warmup_steps", None))
+                        optim.get("warmup_steps", None) or None)  # 0: phase_ratio's
     if kind == "constant":
         return optax.constant_schedule(optim.lr)
     raise ValueError(f"config optim.schedule: expected 'cosine', 'tristage' or 'constant', "

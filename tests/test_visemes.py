@@ -284,3 +284,26 @@ def test_frame_label_viseme_read_is_unchanged():
     want = model.decoders.encode(means, want_mask, lang)
     np.testing.assert_array_equal(np.asarray(out_mask), np.asarray(want_mask))
     np.testing.assert_array_equal(np.asarray(states), np.asarray(want))
+
+
+def test_lipreader_ctc_read_by_attention_skips_blank_and_boundary_slots():
+    """The learnt-attention read (no unit head) in its CTC form: frames whose most-read slot is
+    the blank's or the boundary's give no input; the weights are the attention's own."""
+    import ml_collections
+
+    from lipjax.models import factory
+
+    model_cfg = factory.model_config("tiny", text_vocab=20, languages=("it",), dropout=0.0,
+                                     memory_addressing="attention",
+                                     memory_units="visemes_ctc", memory_layers=0)
+    config = ml_collections.ConfigDict({"model": model_cfg, "train": {"dtype": "float32"}})
+    model = factory.lipreader(config, nnx.Rngs(0))
+    model.eval()
+    video, mask, lang = _clips(12)
+    frames = ("silence", "bilabial", "<|>", "bilabial", "open_vowel", "silence") * 2
+    weights = jnp.exp(_scores(*frames))[:, None].repeat(2, 0)  # (B, heads=1, T, G)
+    with unittest.mock.patch.object(type(model.memory_read), "weights",
+                                    lambda self, s, m, logits=None: weights):
+        _, out_mask = model.encode(video, mask, lang)
+    # bilabial (frames 1-3), open, bilabial, open; the second clip stops after frame 8.
+    assert np.asarray(out_mask).sum(1).tolist() == [4, 3]

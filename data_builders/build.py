@@ -96,8 +96,41 @@ def resolve_configs(cls: type[tfds.core.GeneratorBasedBuilder], names: Sequence[
                                          **overrides)
         elif new_name:
             config = dataclasses.replace(config, name=new_name)
+        registered = available.get(config.name)
+        if registered is not None and _data_fields(registered) != _data_fields(config):
+            raise SystemExit(f"{cls.name}: the config built with these options is named "
+                             f"{config.name!r}, the name of a config of {cls.name} built without "
+                             "them; the two would overwrite each other's data. Choose another "
+                             "--name.")
         configs.append(config)
     return configs
+
+
+def _data_fields(config: Any) -> dict[str, Any]:
+    """The config's fields that change what is written (all but the location options)."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if f.name not in _LOCATION_OPTIONS}
+
+
+def make_builder(cls: type[tfds.core.GeneratorBasedBuilder], config: Any,
+                 data_dir: str) -> tfds.core.GeneratorBasedBuilder:
+    """The builder of `config`. TFDS refuses a config object that carries the name of one of
+    the class's own configs; a config that differs from it only in location options (`en`
+    with `--roi_dir`) writes the same data under the same name, so the builder is made with
+    the class's config and then reads the locations from `config`."""
+    registered = cls.builder_configs.get(config.name)
+    if registered is None or registered is config:
+        return cls(config=config, data_dir=data_dir)
+    if _data_fields(registered) != _data_fields(config):  # resolve_configs refuses these
+        raise ValueError(f"{cls.name}/{config.name}: differs from the config of that name in "
+                         "more than its location options")
+    builder = cls(config=registered, data_dir=data_dir)
+    builder._builder_config = config  # what builder.builder_config returns
+    if builder.builder_config is not config:
+        raise RuntimeError(f"{cls.name}/{config.name}: this tensorflow_datasets version keeps a "
+                           "builder's config elsewhere; data_builders/build.py::make_builder "
+                           "cannot apply the location options (--roi_dir) to it")
+    return builder
 
 
 def build(name: str, manual_dir: str, data_dir: str = DEFAULT_DATA_DIR,
@@ -108,7 +141,7 @@ def build(name: str, manual_dir: str, data_dir: str = DEFAULT_DATA_DIR,
     cls = registry.builder_cls(name)
     written = {}
     for config in resolve_configs(cls, configs, dict(overrides or {}), new_name):
-        builder = cls(config=config, data_dir=data_dir)
+        builder = make_builder(cls, config, data_dir)
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
                 manual_dir=manual_dir, compute_stats=tfds.download.ComputeStatsMode.SKIP))
         splits = {s: builder.info.splits[s].num_examples for s in builder.info.splits}

@@ -15,9 +15,10 @@ Batches may mix languages (each example goes to its language's LMDecoder; see lm
 
 from __future__ import annotations
 
+import logging
+
 import jax
 import ml_collections
-from absl import logging
 from flax import nnx
 
 from lipjax.models import factory
@@ -25,6 +26,8 @@ from lipjax.models.lipreader import LipReader
 from lipjax.tasks import text
 from lipjax.tasks.common import load_subtrees
 from lipjax.tasks.text import TextSettings
+
+log = logging.getLogger(__name__)  # lipjax.*: shown on process 0 by lipjax.train
 
 # wer / cer of the attention decoder, wer_ctc of the CTC head.
 eval_counts = text.eval_counts
@@ -90,14 +93,14 @@ def load_pretrained(model: LipReader, config: ml_collections.ConfigDict) -> None
     if encoder_path:
         check_unit_type(config, encoder_path, "stage-1")
         n = load_subtrees(model, encoder_path, [(("visual",), ("visual",))])
-        logging.info("Loaded %d arrays (visual encoder) from %s", n, encoder_path)
+        log.info("Loaded %d arrays (visual encoder) from %s", n, encoder_path)
     head_path = init.get("unit_head", None)
     if head_path:
         if model.unit_head is None:
             raise ValueError("config init.unit_head is set but the model has no unit head "
                              "(config model.memory_addressing must be 'posterior')")
         n = load_subtrees(model, head_path, [(("unit_head",), ("unit_head",))])
-        logging.info("Loaded %d arrays (unit head) from %s", n, head_path)
+        log.info("Loaded %d arrays (unit head) from %s", n, head_path)
     lm = init.get("lmdecoder", None)
     if lm:
         paths = {c: lm for c in model.decoders.codes} if isinstance(lm, str) else dict(lm)
@@ -108,4 +111,4 @@ def load_pretrained(model: LipReader, config: ml_collections.ConfigDict) -> None
             check_unit_type(config, path, "stage-2")
             sub = ("decoders", "lmdecoders", code)
             n = load_subtrees(model, path, [(sub, sub)])
-            logging.info("Loaded %d arrays (LMDecoder %s) from %s", n, code, path)
+            log.info("Loaded %d arrays (LMDecoder %s) from %s", n, code, path)

@@ -106,8 +106,15 @@ def codes() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+# ISO 639's "undetermined": unlabelled speech (VoxCeleb2) has no text and no language-ID target.
+UNLABELLED = "und"
+
+
 def index(code: str) -> int:
-    """The language-ID class index of `code`."""
+    """The language-ID class index of `code`; -1 for unlabelled speech (`UNLABELLED`), which
+    the language-ID loss and accuracy leave out."""
+    if code == UNLABELLED:
+        return -1
     get(code)
     return codes().index(code)
 

@@ -235,11 +235,20 @@ def _open(src: Source, split: str, data_dir: str) -> _Opened:
     return _Opened(src, label, data, with_video, language)
 
 
-def _check_languages(opened: Sequence[_Opened], allowed: Sequence[str]) -> None:
+def _check_languages(opened: Sequence[_Opened], allowed: Sequence[str], units: str) -> None:
     """Every source's language is registered (its LID index and tokenizer exist) and, when
-    data.languages is set, one of those."""
+    data.languages is set, one of those. Unlabelled speech (VoxCeleb2, language "und") serves
+    only stage 1 with acoustic units: it has no text and no language-ID target."""
     for corpus in opened:
         if not corpus.language:
+            continue
+        if corpus.language == languages.UNLABELLED:
+            if allowed or units != "acoustic":
+                raise ValueError(
+                        f"{corpus.label}: unlabelled clips (language {languages.UNLABELLED!r}) "
+                        "have no text and no phone sequence; they train stage 1 with acoustic "
+                        "units only (units=acoustic, data.units='acoustic'). Drop the source "
+                        "from data.sources for this run.")
             continue
         if corpus.language not in languages.codes():
             raise ValueError(
@@ -347,7 +356,7 @@ def make_loader(data_cfg: Any, split: str, *, train: bool, seed: int,
         raise ValueError(f"data.sources mixes video and audio-only configs {kinds}; a loader "
                          "yields one kind of batch.")
     with_video = opened[0].with_video
-    _check_languages(opened, tuple(_cfg(data_cfg, "languages")))
+    _check_languages(opened, tuple(_cfg(data_cfg, "languages")), _unit_settings(data_cfg)[0])
     for corpus in opened:
         if units and len(corpus.data):
             check_unit_ids(corpus.data[0], units, unit_vocab, corpus.label)

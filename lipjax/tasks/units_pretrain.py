@@ -64,13 +64,21 @@ def loss_fn(model: VisualUnitModel, batch: dict[str, jax.Array], rngs: nnx.Rngs 
                                                         batch["phoneme_mask"])}
     loss = unit_loss
     if "lid_logits" in out:
-        lid = optax.softmax_cross_entropy_with_integer_labels(out["lid_logits"],
-                                                              batch["language"]).mean()
+        lid, accuracy = lid_loss(out["lid_logits"], batch["language"])
         loss = loss + settings.lid_weight * lid
         metrics_["lid_loss"] = lid
-        metrics_["lid_accuracy"] = (jnp.argmax(out["lid_logits"], -1)
-                                    == batch["language"]).mean()
+        metrics_["lid_accuracy"] = accuracy
     return loss, {"loss": loss, "unit_loss": unit_loss, **metrics_}
+
+
+def lid_loss(logits: jax.Array, language: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(cross-entropy, accuracy) of the language-ID head over the clips with a language;
+    unlabelled clips (language -1, `languages.UNLABELLED`) are left out of both."""
+    known = (language >= 0).astype(jnp.float32)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(language, 0))
+    hits = (jnp.argmax(logits, -1) == language).astype(jnp.float32)
+    count = jnp.maximum(known.sum(), 1.0)
+    return (ce * known).sum() / count, (hits * known).sum() / count
 
 
 def frame_targets(units: UnitTargets, batch: dict) -> str:
@@ -136,9 +144,10 @@ def eval_counts(outputs: list[dict[str, np.ndarray]], batches: list[dict],
                 hyp = [u for u in hyp if u != units.word_boundary]
             refs.append(ref)
             hyps.append(hyp)
-        if "lid" in out:
-            labels.append(np.asarray(batch["language"])[valid])
-            preds.append(np.asarray(out["lid"])[valid])
+        if "lid" in out:  # clips with a language only (unlabelled speech has none)
+            keep = valid & (np.asarray(batch["language"]) >= 0)
+            labels.append(np.asarray(batch["language"])[keep])
+            preds.append(np.asarray(out["lid"])[keep])
     result = {"per": metrics.error_counts(refs, hyps)}
     if units.kind == "phoneme":
         from lipjax.units.phonemes import load_inventory

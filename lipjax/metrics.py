@@ -100,7 +100,7 @@ def _counts(refs: Sequence[str], hyps: Sequence[str], fn) -> Counts:
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     pairs = [(r, h) for r, h in zip(refs, hyps, strict=True) if r.strip()]
-    extra = sum(len(h.split() if fn is jiwer.process_words else h)
+    extra = sum(len(h.split() if fn is jiwer.process_words else h.strip())
                 for r, h in zip(refs, hyps, strict=True) if not r.strip())
     if not pairs:
         return Counts(extra, 0)

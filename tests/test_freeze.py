@@ -77,3 +77,12 @@ def test_unknown_freeze_entry_names_the_choices():
     model = get_task("finetune").create_model(config, nnx.Rngs(0))
     with pytest.raises(ValueError, match="visul.*visual"):
         set_train_mode(model, config.optim.freeze)
+
+
+def test_a_part_the_model_was_built_without_has_nothing_to_freeze():
+    """The scratch lip reader has no unit head (attribute None): freezing it is a no-op, as
+    the recipe freezes ("visual", "unit_head") for every method built on stage 1."""
+    config = _config(fb.tiny_data_dir(), 1, ("visual", "unit_head"))
+    model = get_task("finetune").create_model(config, nnx.Rngs(0))
+    assert model.unit_head is None
+    assert frozen_modules(model, config.optim.freeze) == [model.visual]

@@ -34,10 +34,14 @@ def submodule(model: nnx.Module, prefix: str) -> nnx.Module:
 
 
 def frozen_modules(model: nnx.Module, freeze: Sequence[str]) -> list[nnx.Module]:
-    """The modules named by config optim.freeze (a name that is not a module is an error)."""
+    """The modules named by config optim.freeze. A part the model was built without (an
+    optional attribute left None, e.g. the unit head of a model that reads no posteriors) has
+    nothing to freeze; a name the model does not have, or that is not a module, is an error."""
     found = []
     for prefix in freeze:
         node = submodule(model, prefix)
+        if node is None:
+            continue
         if not isinstance(node, nnx.Module):
             raise ValueError(f"config optim.freeze entry {prefix!r} names a "
                              f"{type(node).__name__}, not a module (freeze whole modules)")

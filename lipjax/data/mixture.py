@@ -27,13 +27,18 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _get(data_cfg: Any, key: str) -> Any:
+def config_value(data_cfg: Any, key: str, defaults: dict[str, Any] = DEFAULTS) -> Any:
+    """data.`key` (a ConfigDict, dict or object), or its default when unset or None."""
     value = data_cfg.get(key, None) if hasattr(data_cfg, "get") else getattr(data_cfg, key, None)
     if value is None:
-        if key not in DEFAULTS:
+        if key not in defaults:
             raise KeyError(f"data config is missing the key data.{key}.")
-        return DEFAULTS[key]
+        return defaults[key]
     return value
+
+
+def _get(data_cfg: Any, key: str) -> Any:
+    return config_value(data_cfg, key)
 
 
 @dataclasses.dataclass(frozen=True)

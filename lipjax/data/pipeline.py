@@ -93,12 +93,7 @@ PROBE_CLIPS = 256
 
 
 def _cfg(data_cfg: Any, key: str) -> Any:
-    value = data_cfg.get(key, None) if hasattr(data_cfg, "get") else getattr(data_cfg, key, None)
-    if value is None:
-        if key not in DEFAULTS:
-            raise KeyError(f"data config is missing the key data.{key}.")
-        return DEFAULTS[key]
-    return value
+    return mixture_lib.config_value(data_cfg, key, DEFAULTS)
 
 
 def shard_range(num_examples: int, index: int, count: int) -> tuple[int, int]:

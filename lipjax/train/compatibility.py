@@ -15,10 +15,12 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from lipjax.train.loader_state import JsonItemHandler
+
 CONFIG_FILE = "config.json"
 
 
-class ConfigCheckpointHandler:
+class ConfigCheckpointHandler(JsonItemHandler):
     """Orbax handler for item "config": the run's config text as `config.json`.
 
     Only process 0 writes (every process passes the same item, so all save the same items).
@@ -34,22 +36,6 @@ class ConfigCheckpointHandler:
     def restore(self, directory: epath.Path, item: Any = None, args: Any = None) -> Any:
         path = epath.Path(directory) / CONFIG_FILE
         return path.read_text() if path.exists() else None
-
-    def structure(self, directory: epath.Path) -> Any:
-        return None
-
-    def metadata(self, directory: epath.Path) -> Any:
-        return None
-
-    def finalize(self, directory: epath.Path) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    @classmethod
-    def typestr(cls) -> str:
-        return f"{cls.__module__}.{cls.__qualname__}"
 
 
 @ocp.args.register_with_handler(ConfigCheckpointHandler, for_save=True)

@@ -40,7 +40,28 @@ def saved_num_shards(data_dir: epath.Path | str) -> int | None:
     return counts.pop() if counts else None
 
 
-class LoaderCheckpointHandler:
+class JsonItemHandler:
+    """What an Orbax handler of small JSON files needs besides `save` and `restore`: no tree
+    structure or metadata to report, nothing to finalize or close."""
+
+    def structure(self, directory: epath.Path) -> Any:
+        return None
+
+    def metadata(self, directory: epath.Path) -> Any:
+        return None
+
+    def finalize(self, directory: epath.Path) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    @classmethod
+    def typestr(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class LoaderCheckpointHandler(JsonItemHandler):
     """Orbax handler for iterators with get_state()/set_state() (dict or bytes state).
 
     A sharded loader (`shard_states()`, lipjax.data.pipeline.Loader) writes one
@@ -82,22 +103,6 @@ class LoaderCheckpointHandler:
                                     f"(saved with a different process count?)")
         item.set_state(_load(path))
         return item
-
-    def structure(self, directory: epath.Path) -> Any:
-        return None
-
-    def metadata(self, directory: epath.Path) -> Any:
-        return None
-
-    def finalize(self, directory: epath.Path) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    @classmethod
-    def typestr(cls) -> str:
-        return f"{cls.__module__}.{cls.__qualname__}"
 
 
 @ocp.args.register_with_handler(LoaderCheckpointHandler, for_save=True)

@@ -272,3 +272,51 @@ def test_lmdecoder_frame_mix_gives_frame_phones():
     np.testing.assert_array_equal(ids3[~visemes], ids2[~visemes])
     changed = ((ids3[visemes] != ids2[visemes]) | (mask3[visemes] != mask2[visemes])).any(1)
     assert changed.mean() > 0.5
+
+
+def test_units_pretrain_metrics_on_hand_counted_outputs(tmp_path):
+    """eval_metrics on outputs written by hand, with the expected rates counted by hand (not
+    recomputed with the code's own helpers). Phones are ids; | is the word boundary, which
+    the unit error rate leaves out; the third row is padding (valid False)."""
+    config = _config("units_pretrain", tmp_path, unit_type="phoneme")
+    w = WORD_ID
+    batch = {
+        "phoneme_ids": np.array([[5, 6, 7, w, 8], [9, 10, 0, 0, 0], [5, 5, 5, 5, 5]], np.int32),
+        "phoneme_mask": np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1] * 5], bool),
+        "language": np.array([1, 1, 0], np.int32),
+        "valid": np.array([True, True, False]),
+    }
+    outputs = {
+        "units": np.array([[5, 7, w, 8, 8], [9, 0, 0, 0, 0], [1, 1, 1, 1, 1]], np.int32),
+        "units_len": np.array([5, 1, 5], np.int32),
+        "lid": np.array([1, 3, 2], np.int32),
+    }
+    result = units_pretrain.eval_metrics([outputs], [batch], config)
+    # Row 1: ref 5 6 7 8, hyp 5 7 8 8 -> delete 6, insert 8: 2 edits. Row 2: ref 9 10, hyp 9
+    # -> 1 deletion. 3 edits over 6 reference phones; the padding row counts nothing.
+    assert result["per"] == pytest.approx(3 / 6)
+    # Language: row 1 right, row 2 wrong, row 3 padding.
+    assert result["lid_accuracy"] == pytest.approx(1 / 2)
+
+
+def test_text_metrics_on_hand_counted_outputs(data_dir, tmp_path):
+    """WER / CER of the text tasks on hypotheses written by hand (encoded with the language's
+    tokenizer), counted by hand: corpus level, padding rows left out."""
+    from lipjax.tasks import text
+    from lipjax.units.tokenizer import load_tokenizer
+
+    config = _config("lmdecoder", data_dir, unit_type="acoustic")
+    sp = load_tokenizer("es", data_dir)
+    refs = ["hola mundo", "buenos dias amigo", "una mesa roja"]
+    hyps = ["hola", "buenos dias amigos", "la casa"]  # the third row is padding
+    ids = [sp.encode(h) for h in hyps]
+    width = max(map(len, ids))
+    outputs = {"tokens": np.array([i + [0] * (width - len(i)) for i in ids], np.int32),
+               "tokens_len": np.array([len(i) for i in ids], np.int32)}
+    batch = {"text": np.array(refs, object), "language": np.full(3, languages.index("es")),
+             "valid": np.array([True, True, False])}
+    result = text.eval_metrics([outputs], [batch], config)
+    # Words: "mundo" deleted; "amigo" -> "amigos" substituted: 2 edits / 5 reference words.
+    assert result["wer"] == pytest.approx(2 / 5)
+    # Characters: " mundo" deleted (6, the space included); "s" inserted (1): 7 / 27.
+    assert result["cer"] == pytest.approx(7 / 27)

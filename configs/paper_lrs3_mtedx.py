@@ -107,7 +107,7 @@ TRAIN = {
         "remat": False, "remat_policy": "full", "async_checkpoint": True,
 }
 OPTIM = {"clip_norm": 5.0, "b1": 0.9, "b2": 0.98, "eps": 1e-8, "freeze": ()}
-# The paper's tri-stage schedule: 10 % warm-up from 1 % of the rate, 40 % hold, 50 % decay to 5 %.
+# The paper's tri-stage schedule: warm-up from a small fraction of the rate, hold, decay.
 TRISTAGE = {"lr": 1e-3, "schedule": "tristage", "weight_decay": 0.0,
             "phase_ratio": (0.1, 0.4, 0.5), "init_lr_scale": 0.01, "final_lr_scale": 0.05}
 TEXT_LOSS = {"label_smoothing": 0.1, "token_dropout": 0.3}  # tasks/text.py

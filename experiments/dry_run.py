@@ -65,8 +65,8 @@ TOKENS_PER_SECOND = 5  # 1000-piece SentencePiece text
 FRAME_KEYS = ("video", "video_mask", "frame_mask", "units", "frame_phonemes")
 PHONEME_KEYS = ("phoneme_ids", "phoneme_mask")
 TEXT_KEYS = ("tokens", "token_mask")
-# Assumed compute: dense bf16 peaks from the vendors' spec sheets, and two MFUs: a target
-# (35 %) and the plain-Flax anchor of /work/shared/ARCHITECTURE.md §6 (about 15 %).
+# Assumed compute: dense bf16 peaks from the vendors' spec sheets, and two MFUs: a target and
+# what a plain Flax version reached on a GPU (BENCHMARKS.md, the dry-run section).
 PEAKS = {"H100 SXM": 989e12, "TPU v5e-8": 8 * 197e12}
 MFUS = (0.35, 0.15)
 

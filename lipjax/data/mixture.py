@@ -114,7 +114,7 @@ def parse_source(spec: str, weight: float | None = None, index: int = 0) -> Sour
 
 def _weight_colon(text: str) -> int:
     """Position of the ':' before a weight (-1 if none); colons inside TFDS split slices
-    (`train[:10%]`) are not one."""
+    (`train[:1000]`) are not one."""
     depth = 0
     for i in range(len(text) - 1, -1, -1):
         depth += {"]": 1, "[": -1}.get(text[i], 0)

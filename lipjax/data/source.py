@@ -122,7 +122,7 @@ def open_builder(builder: str, config: str,
 
 def check_split(dataset_builder: tfds.core.DatasetBuilder, builder: str, config: str,
                 split: str, data_dir: str | os.PathLike[str], hint: str = "") -> None:
-    """`split` (TFDS slicing such as `train[:10%]` allowed) exists in the built dataset;
+    """`split` (TFDS slicing such as `train[:1000]` allowed) exists in the built dataset;
     `hint` says where the caller's split came from."""
     if split.partition("[")[0] not in dataset_builder.info.splits:
         raise ValueError(f"Dataset {builder}/{config} in {data_dir} has no split {split!r}; it "

@@ -1,5 +1,6 @@
 """Training tasks: each module exposes create_model, settings, loss_fn, eval_step,
-eval_metrics and optionally beam_step and load_pretrained (the interface the trainer drives).
+eval_counts (metric sums, added across hosts), eval_metrics and optionally beam_step and
+load_pretrained (the interface the trainer drives).
 
 `settings(config)` is a frozen dataclass of the loss and decoding settings, built once by the
 caller and passed to `loss_fn(model, batch, rngs, settings)`, `eval_step(model, batch,

@@ -42,22 +42,11 @@ def eval_outputs(model: nnx.Module, eval_step, config: ml_collections.ConfigDict
 
 def host_counts(task: Any, outputs: list[dict], batches: list[dict],
                 config: ml_collections.ConfigDict) -> dict[str, metrics_lib.Counts]:
-    """This host's metric sums: task.eval_counts, or, for a task that only has eval_metrics,
-    each rate weighted by the host's real rows (exact with one process only)."""
+    """This host's metric sums (task.eval_counts over its real rows)."""
     if not batches:
         return {}
-    if hasattr(task, "eval_counts"):
-        return {k: metrics_lib.Counts(*v) for k, v in
-                task.eval_counts(outputs, batches, config).items()}
-    rows = float(sum(int(np.sum(_valid(b))) for b in batches))
-    return {k: metrics_lib.Counts(float(v) * rows, rows)
-            for k, v in task.eval_metrics(outputs, batches, config).items()}
-
-
-def _valid(batch: dict) -> np.ndarray:
-    from lipjax.tasks.common import valid_rows
-
-    return valid_rows(batch)
+    return {k: metrics_lib.Counts(*v) for k, v in
+            task.eval_counts(outputs, batches, config).items()}
 
 
 def sum_over_processes(counts: dict[str, metrics_lib.Counts]) -> dict[str, metrics_lib.Counts]:

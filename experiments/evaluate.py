@@ -7,9 +7,9 @@
 The checkpoint is the run's best on the validation split (experiments/recipe.py::best_step), so
 the test split never takes part in a choice. Without --config the run's own saved config
 (`{workdir}/config.json`) is used; with it, `--config.KEY=VALUE` overrides work as in training
-(give the same ones, e.g. `--config.model.text_vocab=N`). Prints one line per data source, e.g.
+(give the same ones, e.g. `--config.model.text_vocab=N`). Prints one line per data source (BUILDER/CONFIG), e.g.
 
-    nl_video test: WER 41.2 %  CER 18.0 %  | beam WER 38.5 %  CER 16.9 %  (step 80)
+    lipjax_nl/nl_video test: WER 41.2 %  CER 18.0 %  | beam WER 38.5 %  CER 16.9 %  (step 80)
 
 greedy attention decoding, then (without --greedy) the joint CTC/attention beam search. A
 language added by a package of yours runs as `python -m data_builders.<name> evaluate ...`, so
@@ -35,7 +35,7 @@ def define_flags() -> None:
 
 
 def per_source(config: ml_collections.ConfigDict) -> dict[str, ml_collections.ConfigDict]:
-    """One config per data source (config name, e.g. nl_video), so each language is scored
+    """One config per data source (BUILDER/CONFIG, e.g. lipjax_nl/nl_video), so each language is scored
     alone."""
     from lipjax.data.pipeline import parse_sources
 

@@ -141,5 +141,7 @@ def test_evaluate_prints_wer_and_cer(run):
     config.data.frame_buckets, config.data.max_frames, config.data.crop = (32,), 32, 32
     config.train.eval_batches = 1
     results = evaluate_run(config, str(workdir), "test", beam=False)
-    line = format_scores("en_video", "test", results["en_video"])
-    assert line.startswith("en_video test: WER ") and " CER " in line and "(step 2)" in line
+    name = f"{fb.BUILDER}/en_video"
+    assert list(results) == [name]
+    line = format_scores(name, "test", results[name])
+    assert line.startswith(f"{name} test: WER ") and " CER " in line and "(step 2)" in line

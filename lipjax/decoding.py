@@ -1,11 +1,12 @@
 """Decoding: greedy CTC, greedy attention, and batched joint CTC/attention beam search.
 
-All functions are jittable (fixed shapes, `lax.while_loop`). The attention decoder is re-run on
-the whole (fixed-size) prefix buffer at every step: a causal decoder gives the same logits at
-step i as an incremental one, and no cache plumbing is needed.
-
-`decode_fn(tokens (N, L), states (N, T, D), mask (N, T), language (N,) | None) -> logits
-(N, L, V)` is the model's decoder, e.g. `LanguageDecoders.decode`.
+All functions are jittable (fixed shapes, `lax.while_loop`). The attention decoder is either a
+`StepDecoder` (e.g. `LanguageDecoders`): it keeps every layer's keys and values of the prefix
+in a cache and computes one position per step, so a step costs the same at any length; or a
+`DecodeFn` (e.g. `LanguageDecoders.decode`): `decode_fn(tokens (N, L), states (N, T, D),
+mask (N, T), language (N,) | None) -> logits (N, L, V)`, re-run on the whole (fixed-size)
+prefix buffer at every step, which a causal decoder answers with the same logits at step i.
+Both give the same hypotheses (tests/test_decoding_cache.py).
 
 Beam search follows ESPnet's joint decoding (Watanabe et al. 2017): a hypothesis h scores
 (1 - λ) log p_att(h) + λ log p_ctc-prefix(h) + length_penalty · |h|; candidates are the
@@ -19,6 +20,7 @@ ESPnet keeps its ended hypotheses) and competes in the final choice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +29,48 @@ from jax import lax
 from lipjax.schema import BOS, EOS, PAD
 
 DecodeFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array | None], jax.Array]
+Cache = Any  # a pytree whose every leaf has the batch (N) on axis 1
 NEG = -1e30
+
+
+class StepDecoder(Protocol):
+    """An attention decoder run one position at a time."""
+
+    def init_cache(self, states: jax.Array, mask: jax.Array, language: jax.Array | None,
+                   length: int) -> Cache:
+        """The state before position 0, for `length` positions of (N,) rows of `states`."""
+
+    def step(self, cache: Cache, tokens: jax.Array, position: jax.Array, mask: jax.Array,
+             language: jax.Array | None) -> tuple[jax.Array, Cache]:
+        """tokens (N,) at `position` → (logits (N, V) for the next token, the new cache)."""
+
+
+class FullPrefix:
+    """A `DecodeFn` as a `StepDecoder`: its cache is the token prefix (and the states), and
+    each step re-runs the decoder on all of it. The reference the key/value cache must match."""
+
+    def __init__(self, decode_fn: DecodeFn) -> None:
+        self.decode_fn = decode_fn
+
+    def init_cache(self, states: jax.Array, mask: jax.Array, language: jax.Array | None,
+                   length: int) -> Cache:
+        del mask, language
+        tokens = jnp.zeros((1, states.shape[0], length), jnp.int32)
+        return {"tokens": tokens, "states": states[None]}
+
+    def step(self, cache: Cache, tokens: jax.Array, position: jax.Array, mask: jax.Array,
+             language: jax.Array | None) -> tuple[jax.Array, Cache]:
+        prefix = lax.dynamic_update_index_in_dim(cache["tokens"][0], tokens, position, axis=1)
+        logits = self.decode_fn(prefix, cache["states"][0], mask, language)
+        return (lax.dynamic_index_in_dim(logits, position, axis=1, keepdims=False),
+                dict(cache, tokens=prefix[None]))
+
+
+def step_decoder(decoder: StepDecoder | DecodeFn) -> StepDecoder:
+    """`decoder` itself when it decodes incrementally, else `FullPrefix(decoder)`."""
+    if hasattr(decoder, "step") and hasattr(decoder, "init_cache"):
+        return decoder
+    return FullPrefix(decoder)
 
 
 def compact(ids: jax.Array, keep: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -58,25 +101,27 @@ def _finish(tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
     return tokens, (tokens != PAD).sum(-1)
 
 
-def attention_greedy(decode_fn: DecodeFn, states: jax.Array, mask: jax.Array,
+def attention_greedy(decoder: StepDecoder | DecodeFn, states: jax.Array, mask: jax.Array,
                      language: jax.Array | None, max_len: int) -> tuple[jax.Array, jax.Array]:
     """Greedy autoregressive decoding: (tokens (B, max_len) without BOS/EOS, lengths (B,))."""
+    decoder = step_decoder(decoder)
     b = states.shape[0]
     buf = jnp.zeros((b, max_len + 1), jnp.int32).at[:, 0].set(BOS)
+    cache = decoder.init_cache(states, mask, language, max_len + 1)
 
     def cond(carry):
-        i, _, done = carry
+        i, _, done, _ = carry
         return (i < max_len) & ~jnp.all(done)
 
     def body(carry):
-        i, buf, done = carry
-        logits = decode_fn(buf, states, mask, language)
-        step = _forbid(lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False))
-        nxt = jnp.where(done, PAD, jnp.argmax(step, axis=-1)).astype(jnp.int32)
+        i, buf, done, cache = carry
+        logits, cache = decoder.step(cache, buf[:, i], i, mask, language)
+        nxt = jnp.where(done, PAD, jnp.argmax(_forbid(logits), axis=-1)).astype(jnp.int32)
         buf = lax.dynamic_update_index_in_dim(buf, nxt, i + 1, axis=1)
-        return i + 1, buf, done | (nxt == EOS)
+        return i + 1, buf, done | (nxt == EOS), cache
 
-    _, buf, _ = lax.while_loop(cond, body, (jnp.int32(0), buf, jnp.zeros((b,), bool)))
+    carry = (jnp.int32(0), buf, jnp.zeros((b,), bool), cache)
+    _, buf, _, _ = lax.while_loop(cond, body, carry)
     return _finish(buf[:, 1:])
 
 
@@ -124,11 +169,12 @@ def _ctc_prefix(x: jax.Array, lens: jax.Array, r: jax.Array, last: jax.Array,
     return psi, r_new
 
 
-def beam_search(decode_fn: DecodeFn, states: jax.Array, mask: jax.Array,
+def beam_search(decoder: StepDecoder | DecodeFn, states: jax.Array, mask: jax.Array,
                 language: jax.Array | None, ctc_logits: jax.Array | None, *, beam: int,
                 ctc_weight: float, length_penalty: float, max_len: int,
                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Joint CTC/attention beam search: (tokens (B, max_len), lengths (B,), scores (B,))."""
+    decoder = step_decoder(decoder)
     b, t = mask.shape
     w = beam
     use_ctc = ctc_weight > 0 and ctc_logits is not None
@@ -149,15 +195,15 @@ def beam_search(decode_fn: DecodeFn, states: jax.Array, mask: jax.Array,
     psi_prev = jnp.zeros((b, w))
     last = jnp.full((b, w), -1, jnp.int32)
     kept = (jnp.zeros((b, max_len + 1), jnp.int32), jnp.full((b,), NEG))  # best finished
+    cache = decoder.init_cache(st, mk, lg, max_len + 1)
 
     def cond(carry):
         i, _, _, done, *_ = carry
         return (i < max_len) & ~jnp.all(done)
 
     def body(carry):
-        i, tokens, scores, done, r, psi_prev, last, kept = carry
-        logits = decode_fn(tokens.reshape(b * w, -1), st, mk, lg)
-        step = lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False)
+        i, tokens, scores, done, r, psi_prev, last, kept, cache = carry
+        step, cache = decoder.step(cache, tokens[..., i].reshape(b * w), i, mk, lg)
         att = _forbid(jax.nn.log_softmax(step.astype(jnp.float32), -1)).reshape(b, w, -1)
         k = min(att.shape[-1], max(w, int(1.5 * w)))
         top_att, cand = lax.top_k(att, k)
@@ -179,6 +225,8 @@ def beam_search(decode_fn: DecodeFn, states: jax.Array, mask: jax.Array,
         was_done = jnp.take_along_axis(done, parent, axis=1)
         tokens = tokens[bidx, parent]
         tokens = lax.dynamic_update_index_in_dim(tokens, tok, i + 1, axis=2)
+        rows = (bidx * w + parent).reshape(-1)  # each new hypothesis's parent row
+        cache = jax.tree.map(lambda c: c[:, rows], cache)
         if use_ctc:
             r_sel = r_new.reshape(b, w * k, t, 2)[bidx, idx]
             r = jnp.where(was_done[..., None, None], r[bidx, parent], r_sel)
@@ -190,10 +238,11 @@ def beam_search(decode_fn: DecodeFn, states: jax.Array, mask: jax.Array,
         better = ended[jnp.arange(b), j] > kept[1]
         kept = (jnp.where(better[:, None], tokens[jnp.arange(b), j], kept[0]),
                 jnp.where(better, ended[jnp.arange(b), j], kept[1]))
-        return i + 1, tokens, new_scores, was_done | (tok == EOS), r, psi_prev, last, kept
+        return (i + 1, tokens, new_scores, was_done | (tok == EOS), r, psi_prev, last, kept,
+                cache)
 
-    carry = (jnp.int32(0), tokens, scores, done, r, psi_prev, last, kept)
-    _, tokens, scores, *_, (kept_tokens, kept_score) = lax.while_loop(cond, body, carry)
+    carry = (jnp.int32(0), tokens, scores, done, r, psi_prev, last, kept, cache)
+    _, tokens, scores, *_, (kept_tokens, kept_score), _ = lax.while_loop(cond, body, carry)
     best = jnp.argmax(scores, axis=1)
     best_tokens, best_score = tokens[jnp.arange(b), best], scores[jnp.arange(b), best]
     # Only a finished hypothesis that left the beam can beat the beam's best.

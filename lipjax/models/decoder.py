@@ -12,6 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax import lax
 
 from lipjax.models.attention import MultiHeadAttention
 from lipjax.models.conformer import FeedForward
@@ -34,6 +35,38 @@ class DecoderBlock(nnx.Module):
         x = x + self.self_attn(self.self_norm(x), mask=self_mask)
         x = x + self.cross_attn(self.cross_norm(x), memory, mask=memory_mask)
         return x + self.ff(self.ff_norm(x))
+
+    def step(self, x: jax.Array, position: jax.Array, keys: jax.Array, values: jax.Array,
+             cross_keys: jax.Array, cross_values: jax.Array, memory_mask: jax.Array | None,
+             ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """One position of `__call__`: x (N, 1, D) at `position`; keys/values (N, L, H, Dh)
+        this layer's cache, cross_keys/values (N, T, H, Dh) its projected encoder states
+        (`cross_cache`). Returns (x, this position's key, value), each row (N, 1, H, Dh)."""
+        h = self.self_norm(x)
+        attn = self.self_attn
+        key, value = attn._split(attn.key(h)), attn._split(attn.value(h))
+        keys = lax.dynamic_update_slice_in_dim(keys, key, position, axis=1)
+        values = lax.dynamic_update_slice_in_dim(values, value, position, axis=1)
+        seen = (jnp.arange(keys.shape[1]) <= position)[None, None, None]
+        x = x + _attend(attn, attn._split(attn.query(h)), keys, values, seen)
+        h = self.cross_norm(x)
+        cross = self.cross_attn
+        x = x + _attend(cross, cross._split(cross.query(h)), cross_keys, cross_values,
+                        memory_mask)
+        return x + self.ff(self.ff_norm(x)), key, value
+
+    def cross_cache(self, memory: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The cross-attention's keys and values of the encoder states, computed once per
+        utterance instead of at every step."""
+        cross = self.cross_attn
+        return cross._split(cross.key(memory)), cross._split(cross.value(memory))
+
+
+def _attend(attn: MultiHeadAttention, q: jax.Array, k: jax.Array, v: jax.Array,
+            mask: jax.Array | None) -> jax.Array:
+    """`MultiHeadAttention.__call__` after its projections (plain attention, no positions)."""
+    y = jax.nn.dot_product_attention(q, k, v, mask=mask, scale=attn.head_dim ** -0.5)
+    return attn.dropout(attn.out(y.reshape(*y.shape[:-2], -1)))
 
 
 class TransformerDecoder(nnx.Module):
@@ -61,6 +94,45 @@ class TransformerDecoder(nnx.Module):
         mem_mask = None if memory_mask is None else memory_mask[:, None, None, :]
         x = self.layers(x, memory, self_mask, mem_mask)
         return self.logits(self.final_norm(x)).astype(jnp.float32)
+
+    def init_cache(self, memory: jax.Array, length: int) -> dict[str, jax.Array]:
+        """The incremental decoder's state for `length` positions: every layer's self-attention
+        keys and values (zeros until written) and its cross-attention keys and values of
+        `memory` (B, T, D). Every entry is (layers, B, ...): the batch is axis 1."""
+
+        def cross(block: DecoderBlock, m: jax.Array) -> tuple[jax.Array, jax.Array]:
+            return block.cross_cache(m)
+
+        cross_keys, cross_values = nnx.vmap(cross, in_axes=(0, None), out_axes=0,
+                                            graph=False)(self.layers.blocks, memory)
+        self_shape = cross_keys.shape[:2] + (length,) + cross_keys.shape[3:]
+        zeros = jnp.zeros(self_shape, cross_keys.dtype)
+        return {"keys": zeros, "values": zeros, "cross_keys": cross_keys,
+                "cross_values": cross_values}
+
+    def step(self, cache: dict[str, jax.Array], tokens: jax.Array, position: jax.Array,
+             memory_mask: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """The logits at `position` given the token there, (B,) → float32 (B, vocab), and the
+        cache with that position's keys and values written: the same logits as `__call__` on
+        the whole prefix, at the cost of one position instead of all of them."""
+        x = self.embed(tokens[:, None]) * math.sqrt(self.dim)
+        x = self.dropout(x + sinusoid(position[None], self.dim).astype(x.dtype))
+        mem_mask = None if memory_mask is None else memory_mask[:, None, None, :]
+
+        def apply(block: DecoderBlock, h: jax.Array, keys: jax.Array, values: jax.Array,
+                  cross_keys: jax.Array, cross_values: jax.Array):
+            h, key, value = block.step(h, position, keys, values, cross_keys, cross_values,
+                                       mem_mask)
+            return h, (key, value)
+
+        scan = nnx.scan(apply, in_axes=(0, nnx.Carry, 0, 0, 0, 0),
+                        out_axes=(nnx.Carry, (0, 0)), graph=False)
+        x, (key, value) = scan(self.layers.blocks, x, cache["keys"], cache["values"],
+                               cache["cross_keys"], cache["cross_values"])
+        cache = dict(cache,
+                     keys=lax.dynamic_update_slice_in_dim(cache["keys"], key, position, 2),
+                     values=lax.dynamic_update_slice_in_dim(cache["values"], value, position, 2))
+        return self.logits(self.final_norm(x[:, 0])).astype(jnp.float32), cache
 
 
 def shift_targets(tokens: jax.Array, token_mask: jax.Array) -> tuple[jax.Array, ...]:

@@ -74,6 +74,13 @@ class LMDecoder(nnx.Module):
                mask: jax.Array | None) -> jax.Array:
         return self.decoder(tokens, states, mask)
 
+    def init_cache(self, states: jax.Array, length: int) -> dict[str, jax.Array]:
+        return self.decoder.init_cache(states, length)
+
+    def step(self, cache: dict[str, jax.Array], tokens: jax.Array, position: jax.Array,
+             mask: jax.Array | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+        return self.decoder.step(cache, tokens, position, mask)
+
 
 def language_positions(language: jax.Array, codes: Sequence[str]) -> jax.Array:
     """Global LID indices (B,) → positions in `codes` (0 for a language not in `codes`)."""
@@ -124,6 +131,24 @@ class LanguageDecoders(nnx.Module):
     def decode(self, tokens: jax.Array, states: jax.Array, mask: jax.Array | None,
                language: jax.Array | None) -> jax.Array:
         return self._each(lambda m: m.decode(tokens, states, mask), language)
+
+    # Incremental decoding (lipjax/decoding.py's StepDecoder): one cache per language's
+    # decoder, as `_each` runs every decoder; every cache entry has the batch on axis 1.
+    def init_cache(self, states: jax.Array, mask: jax.Array | None,
+                   language: jax.Array | None, length: int) -> dict[str, dict]:
+        del mask, language  # every decoder gets a cache; `step` picks per example
+        return {c: self.lmdecoders[c].init_cache(states, length) for c in self.codes}
+
+    def step(self, cache: dict[str, dict], tokens: jax.Array, position: jax.Array,
+             mask: jax.Array | None, language: jax.Array | None,
+             ) -> tuple[jax.Array, dict[str, dict]]:
+        """Logits (B, vocab) at `position` of `decode`, from the cache instead of the prefix."""
+        steps = {c: self.lmdecoders[c].step(cache[c], tokens, position, mask)
+                 for c in self.codes}
+        logits = [steps[c][0] for c in self.codes]
+        out = logits[0] if len(logits) == 1 else select(
+            logits, language_positions(language, self.codes))
+        return out, {c: steps[c][1] for c in self.codes}
 
 
 class LMDecoderModel(nnx.Module):

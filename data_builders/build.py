@@ -27,7 +27,7 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
-from data_builders import registry
+from data_builders import manual_corpus, registry
 
 DEFAULT_DATA_DIR = "out/data"
 # BuilderConfig fields that are not options of the data.
@@ -149,6 +149,9 @@ def build(name: str, manual_dir: str, data_dir: str = DEFAULT_DATA_DIR,
         written[full] = splits
         print(f"{full}: {splits} in {builder.data_dir}")
         print(f"  read with tfds.data_source({full!r}, split=..., data_dir={data_dir!r})")
+    missing = manual_corpus.MISSING_PHONES.table()  # one table over every config and split
+    if missing:
+        print(missing)
     return written
 
 

@@ -90,20 +90,78 @@ class BadItemLog:
         missing = sum(self.unknown_phones.values())
         if missing:
             total = missing + self.phones
-            top = ", ".join(f"{p} {n}" for p, n in self.unknown_phones.most_common())
-            lines.append(
-                    f"  PHONES MISSING FROM THE INVENTORY: {missing} of {total} phones "
-                    f"({100 * missing / total:.1f} %) are not in lipjax/units/ipa_inventory.txt "
-                    f"and were left out of phoneme_ids: {top}. Phoneme units of language "
-                    f"{self.language!r} are incomplete; append them under a '# + "
-                    f"{self.language}' section at the end of that file (acoustic units are "
-                    "unaffected).")
+            MISSING_PHONES.add(self.where, self.language, self.unknown_phones, total)
+            lines.append(f"  phones missing from the inventory: {missing} of {total} "
+                         f"({100 * missing / total:.1f} %), left out of phoneme_ids; the build "
+                         "ends with one table of them over every split.")
         if self.espeak_markers:
             lines.append(f"  espeak-ng could not pronounce {sum(self.espeak_markers.values())} "
                          f"letters (its '??' markers, left out): check the transcripts' script.")
         message = "\n".join(lines)
         (log.warning if broken or missing or self.espeak_markers else log.info)(message)
         return message
+
+
+class MissingPhones:
+    """Phones missing from the inventory over a whole build (every config and split), reported
+    as one table with the lines that declare them in the language's package."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, collections.Counter[str]] = {}
+        self.totals: dict[str, int] = {}
+        self.language: dict[str, str] = {}
+
+    def add(self, where: str, language: str, phones: collections.Counter, total: int) -> None:
+        self.counts.setdefault(where, collections.Counter()).update(phones)
+        self.totals[where] = self.totals.get(where, 0) + total
+        self.language[where] = language
+
+    def table(self) -> str:
+        """The table (empty when nothing was missing), and forget what was counted."""
+        out = [self._language_table(code) for code in dict.fromkeys(self.language.values())]
+        self.__init__()
+        return "\n\n".join(out)
+
+    def _language_table(self, code: str) -> str:
+        columns = [w for w, c in self.language.items() if c == code]
+        phones = collections.Counter()
+        for where in columns:
+            phones.update(self.counts[where])
+        heads = [w.rsplit("/", 1)[-1] if "/" in w else w for w in columns]
+        width = max(len(h) for h in heads + ["phone"]) + 2
+        rows = [["phone", *heads, "total"]]
+        rows += [[p, *(str(self.counts[w][p]) for w in columns), str(n)]
+                 for p, n in phones.most_common()]
+        rows.append(["missing %", *(f"{100 * sum(self.counts[w].values()) / self.totals[w]:.1f}"
+                                    for w in columns), ""])
+        text = [f"PHONES MISSING FROM THE INVENTORY for language {code!r}: left out of "
+                "phoneme_ids in every split below, so its phoneme units are incomplete "
+                "(acoustic units are unaffected)."]
+        text += ["  " + rows[0][0].ljust(10) + "".join(c.rjust(width) for c in rows[0][1:])]
+        text += ["  " + r[0].ljust(10) + "".join(c.rjust(width) for c in r[1:]) for r in rows[1:]]
+        text += [f"Declare them in the package that registers {code!r}: add to its "
+                 "languages.Language(...)", "    phones={"]
+        text += [f"        {p!r}: {_guess(p)}," for p in phones]
+        text += ["    },",
+                 "(each value: a viseme class of lipjax/synth/visemes.py, classes joined by '+' "
+                 "for a diphthong, or a phone lipjax knows that it looks like; the values above "
+                 "are read from the symbols: check them), then build again. Nothing under "
+                 "lipjax/ is edited."]
+        return "\n".join(text)
+
+
+def _guess(phone: str) -> str:
+    """The value to declare for `phone`, read from its symbols, or a TODO naming the choices."""
+    from lipjax.synth import visemes
+
+    try:
+        return repr("+".join(visemes.own_classes(phone)))
+    except KeyError:
+        names = ", ".join(n for n in visemes.VISEMES if n != "silence")
+        return f"'TODO',  # no class from its symbols: one of {names}, or a phone it looks like"
+
+
+MISSING_PHONES = MissingPhones()
 
 
 def require(path: epath.Path, what: str, hint: str = "") -> epath.Path:

@@ -1,8 +1,10 @@
 """The language registry: one entry per language, the single place a language is described.
 
 Everything language-specific that the rest of lipjax needs (espeak-ng voice, wordfreq code,
-text normalisation, where its SentencePiece model lives, its index for the language-ID head)
-is read from here, so adding a language is one `register()` call.
+text normalisation, where its SentencePiece model lives, its index for the language-ID head, the
+phones its voice adds to the shared inventory and what they look like on the lips) is read from
+here, so adding a language is one `register()` call, made by the language's own package: nothing
+under lipjax/ is edited for a new language.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 
 from etils import epath
 
@@ -38,6 +41,13 @@ class Language:
             encode even when its training text lacks some (a small sample of a corpus may have
             no "ñ"; SentencePiece would then turn every later "ñ" into an unknown piece). Empty:
             only what the training text holds.
+        phones: the phones its espeak-ng voice writes that lipjax's inventory
+            (lipjax/units/ipa_inventory.txt) lacks, each with what it looks like on the lips:
+            a viseme class of lipjax/synth/visemes.py (`"postalveolar"`; a diphthong joins its
+            classes with "+", `"mid_vowel+close_round_vowel"`) or a phone lipjax knows that it
+            looks like (`"ʃ"`). Registering the language appends them to the inventory (new unit
+            ids after every existing one) and gives them that viseme class. The build command
+            prints the lines to put here for phones a corpus holds that no one declared.
     """
 
     code: str
@@ -48,6 +58,19 @@ class Language:
     lowercase: bool = True
     keep_apostrophes: bool = True
     alphabet: str = ""
+    phones: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # A tuple of (phone, looks like) pairs: hashable, and in the order the package wrote.
+        pairs = self.phones.items() if isinstance(self.phones, Mapping) else self.phones
+        phones = tuple((unicodedata.normalize("NFC", str(p)).strip(), str(v).strip())
+                       for p, v in pairs)
+        for phone, looks in phones:
+            if not phone or not looks or any(c.isspace() for c in phone):
+                raise ValueError(f"Language {self.code!r}: phones entry {phone!r}: {looks!r} "
+                                 "needs one phone (no spaces) and a viseme class or a phone "
+                                 "it looks like, e.g. phones={'ʉ': 'close_round_vowel'}.")
+        object.__setattr__(self, "phones", phones)
 
     def normalize(self, text: str) -> str:
         """Transcript normalisation used by every builder and metric: NFC, digits spelled out,
@@ -99,6 +122,13 @@ def get(code: str) -> Language:
                 f"Unknown language code {code!r}. Known languages: {', '.join(codes())}. "
                 "Add one with lipjax.languages.register(Language(...))."
         ) from None
+
+
+def declared_phones() -> tuple[tuple[str, str, str], ...]:
+    """(language code, phone, looks like) of every phone the registered languages declare
+    (`Language.phones`), in registration order: what the inventory appends after its file."""
+    return tuple((code, phone, looks) for code, language in _REGISTRY.items()
+                 for phone, looks in language.phones)
 
 
 def codes() -> tuple[str, ...]:

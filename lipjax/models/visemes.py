@@ -9,13 +9,16 @@ the decoder learns to resolve what lips leave open with the language's knowledge
 (config model.memory_units="visemes") reads the same group means, weighted by the unit head's
 posteriors summed over each group, one input per run of frames (`runs`, `run_means`), so both
 stages feed the decoder one kind of input; with a CTC unit head (model.memory_units=
-"visemes_ctc") blank and word-boundary frames emit nothing (`ctc_runs`). Phones with no viseme
-class (blank/silence, the word boundary) form groups of their own.
+"visemes_ctc") blank and word-boundary frames emit nothing (`ctc_runs`). Blank/silence and the
+word boundary form groups of their own; so does an inventory phone with no viseme class, with a
+warning naming it (its language's package should declare one, `Language.phones`). The groups
+follow the inventory, which grows when a language package registers phones.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 
 import jax
 import jax.numpy as jnp
@@ -24,24 +27,41 @@ from jax import lax
 
 from lipjax.units import phonemes
 
+log = logging.getLogger(__name__)
 
-@functools.cache
+
 def group_ids() -> tuple[np.ndarray, tuple[str, ...]]:
     """(unit id → group index (K,) int32, group names): the phone inventory's viseme groups."""
+    return _group_ids(_phones())
+
+
+def _phones() -> tuple[str, ...]:
+    return tuple(phonemes.load_inventory().phones)
+
+
+@functools.cache
+def _group_ids(phones: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
     from lipjax.synth import visemes
 
-    inventory = phonemes.load_inventory()
     names: dict[str, int] = {}
-    ids = np.zeros(inventory.size, np.int32)
-    for unit, phone in enumerate(inventory.phones):
+    ids = np.zeros(len(phones), np.int32)
+    unclassed = []
+    for unit, phone in enumerate(phones):
         if unit == phonemes.BLANK_ID:
             name = "silence"
+        elif phone == phonemes.WORD:
+            name = f"<{phone}>"
         else:
             try:
                 name = "+".join(visemes.classes(phone))
-            except KeyError:  # the word boundary and symbols without a class: their own group
+            except KeyError:
+                unclassed.append(phone)
                 name = f"<{phone}>"
         ids[unit] = names.setdefault(name, len(names))
+    if unclassed:
+        log.warning("%d phones of the inventory have no viseme class and form groups of their "
+                    "own in viseme reads: %s. Declare what each looks like in its language's "
+                    "package (Language(phones={...})).", len(unclassed), ", ".join(unclassed))
     return ids, tuple(names)
 
 
@@ -66,16 +86,19 @@ def mean_matrix() -> np.ndarray:
 SILENCE_GROUP = 0  # the blank/silence unit's group (`group_ids` numbers it first)
 
 
-@functools.cache
 def shown_groups() -> np.ndarray:
     """Ids of the groups lips show: all but silence and the word boundary (which
     `viseme_sequence` drops)."""
-    _, names = group_ids()
+    return _shown_groups(_phones())
+
+
+@functools.cache
+def _shown_groups(phones: tuple[str, ...]) -> np.ndarray:
+    _, names = _group_ids(phones)
     hidden = (SILENCE_GROUP, names.index(f"<{phonemes.WORD}>"))
     return np.asarray([g for g in range(len(names)) if g not in hidden], np.int32)
 
 
-@functools.cache
 def shown_mask() -> np.ndarray:
     """(G,) bool: the groups lips show (`shown_groups`)."""
     mask = np.zeros(num_groups(), bool)

@@ -56,34 +56,45 @@ VISEMES: dict[str, Viseme] = {v.name: v for v in (
         Viseme("close_round_vowel", 0.25, -0.65, 1.0, 0.0, 0.0),
 )}
 
-# Base IPA symbol -> viseme class. Diacritics (length, nasal, syllabic, dental, palatalised)
-# are stripped first: they do not change what the lips do.
+# Base IPA symbol -> viseme class, over the IPA chart (retroflex and alveolo-palatal consonants,
+# central vowels, pharyngeals, implosives), so that a new language's phones have a class to
+# suggest. Diacritics (length, nasal, syllabic, dental, palatalised) are stripped first: they do
+# not change what the lips do.
 _SYMBOL_CLASS: dict[str, str] = {}
 for _cls, _symbols in {
-        "bilabial": "pbmβɸ",
-        "labiodental": "fvʋɱ",
+        "bilabial": "pbmβɸʙɓ",
+        "labiodental": "fvʋɱⱱ",
         "dental": "θð",
-        "alveolar": "tdnlɾrɫɬ",
+        "alveolar": "tdnlɾrɫɬɮɺʈɖɳɭɽɗ",
         "sibilant": "sz",
-        "postalveolar": "ʃʒ",
-        "palatal": "jɲʎʝçc",
-        "velar": "kɡgŋxɣ",
-        "back": "hʔʁʀχq",
+        "postalveolar": "ʃʒʂʐɕʑɧ",
+        "palatal": "jɲʎʝçcɟʄ",
+        "velar": "kɡgŋxɣɰʟɠ",
+        "back": "hʔʁʀχqɢɴħʕɦʜʢʡʛ",
         "rhotic": "ɹɻ",
-        "labiovelar": "wɥ",
+        "labiovelar": "wɥʍ",
         "open_vowel": "aæɑɐɒʌä",
-        "mid_vowel": "eɛəɜɚᵻɨɘ",
+        "mid_vowel": "eɛəɜɚᵻɨɘɤɝ",
         "close_vowel": "iɪ",
-        "mid_round_vowel": "oɔøœɵ",
-        "close_round_vowel": "uʊyʏɯ",
+        "mid_round_vowel": "oɔøœɵɞɶ",
+        "close_round_vowel": "uʊyʏɯʉ",
 }.items():
     for _s in _symbols:
         _SYMBOL_CLASS[_s] = _cls
+_VOWELS = frozenset(s for s, c in _SYMBOL_CLASS.items() if c.endswith("vowel"))
 
-# Multi-symbol phones that are one gesture (affricates, espeak's doubled s).
-_PHONE_CLASS = {"ts": "alveolar", "dz": "alveolar", "tʃ": "postalveolar", "dʒ": "postalveolar",
-                "ss": "sibilant", "əl": "mid_vowel"}
-_STRIP = set("ːˑ\u0303\u0329\u032a\u02b2\u02b0\u0306")
+# Multi-symbol phones that are one gesture (affricates, espeak's doubled s, and espeak-ng's
+# ASCII names: `sx` is its Swedish ɧ, the sj-sound) or a fixed sequence of gestures (pf). Other
+# multi-letter consonants have no class: splitting an unknown name into letters would make
+# `sx` an s followed by an x.
+_PHONE_CLASS: dict[str, tuple[str, ...]] = {
+        "ts": ("alveolar",), "dz": ("alveolar",), "tʃ": ("postalveolar",),
+        "dʒ": ("postalveolar",), "ss": ("sibilant",), "əl": ("mid_vowel",),
+        "sx": ("postalveolar",), "pf": ("bilabial", "labiodental"),
+        "tɕ": ("postalveolar",), "dʑ": ("postalveolar",), "ʈʂ": ("postalveolar",),
+        "ɖʐ": ("postalveolar",)}
+# Length, nasal, syllabic, dental, palatalised, aspirated, extra-short, pharyngealised.
+_STRIP = set("ːˑ\u0303\u0329\u032a\u02b2\u02b0\u0306\u02e4")
 
 
 def _base(phone: str) -> str:
@@ -91,20 +102,77 @@ def _base(phone: str) -> str:
     return "".join(c for c in decomposed if c not in _STRIP and not unicodedata.combining(c))
 
 
-@functools.cache
 def classes(phone: str) -> tuple[str, ...]:
     """The viseme class sequence of a phone: one class, or one per element of a diphthong.
 
-    Raises KeyError naming the phone when a symbol has no class (extend `_SYMBOL_CLASS`).
+    A phone lipjax's tables know gets their class; another phone, the class its language's
+    package declares (`lipjax.languages.Language.phones`). Raises KeyError naming the phone and
+    where to declare it when it has none.
     """
+    return _classes(phone, _declared())
+
+
+def _declared() -> tuple[tuple[str, str, str], ...]:
+    from lipjax import languages
+
+    return languages.declared_phones()
+
+
+@functools.cache
+def _classes(phone: str, declared: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]:
+    mine = [(code, looks) for code, p, looks in declared if p == phone]
+    try:
+        known = own_classes(phone)
+    except KeyError:
+        if not mine:
+            raise
+        known = None
+    if known is not None and (phone in _file_phones() or not mine):
+        return known  # the file's phones keep lipjax's class whatever a package says
+    code, looks = mine[0]
+    return _looks_like(looks, code, phone)
+
+
+@functools.cache
+def _file_phones() -> frozenset[str]:
+    from lipjax.units import phonemes
+
+    return frozenset(phonemes.file_inventory().phones)
+
+
+def _looks_like(looks: str, code: str, phone: str) -> tuple[str, ...]:
+    """A package's declaration: viseme classes joined by "+", or a phone of the inventory file."""
+    names = tuple(looks.split("+"))
+    if all(name in VISEMES for name in names):
+        return names
+    if looks in _file_phones() and looks not in ("<blank>", "|"):
+        return own_classes(looks)
+    raise ValueError(
+                f"Language {code!r} declares phone {phone!r} looking like {looks!r} "
+                f"(Language.phones in its package): that is neither a viseme class "
+                f"({', '.join(n for n in VISEMES if n != 'silence')}, joined by '+' for a "
+                f"diphthong) nor a phone of lipjax/units/ipa_inventory.txt.")
+
+
+@functools.cache
+def own_classes(phone: str) -> tuple[str, ...]:
+    """The class sequence lipjax's own tables give `phone` (no package's declaration); KeyError
+    naming the phone when they give none."""
     base = _base(phone)
     if base in _PHONE_CLASS:
-        return (_PHONE_CLASS[base],)
-    out = []
+        return _PHONE_CLASS[base]
+    where = ("declare it in its language's package: Language(phones={" f"{phone!r}: "
+             "'<viseme class>' or '<a phone it looks like>'})")
+    unknown = [s for s in base if s not in _SYMBOL_CLASS]
+    if unknown:
+        raise KeyError(f"No viseme class for symbol {unknown[0]!r} of phone {phone!r}: {where}.")
+    if len(set(base)) == 1:  # a doubled letter (espeak's ʕʕ, ss): one long sound
+        return (_SYMBOL_CLASS[base[0]],)
+    if len(base) > 1 and not any(s in _VOWELS for s in base):
+        raise KeyError(f"No viseme class for the multi-letter phone {phone!r} (one sound in "
+                       f"espeak-ng's notation, not {' + '.join(base)}): {where}.")
+    out: list[str] = []
     for symbol in base:
-        if symbol not in _SYMBOL_CLASS:
-            raise KeyError(f"No viseme class for symbol {symbol!r} of phone {phone!r} "
-                           "(lipjax/synth/visemes.py _SYMBOL_CLASS).")
         cls = _SYMBOL_CLASS[symbol]
         if not out or out[-1] != cls:
             out.append(cls)

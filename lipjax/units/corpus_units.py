@@ -10,7 +10,6 @@ reused by every later build (or by another corpus through `units_codebook`).
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -30,9 +29,6 @@ T = TypeVar("T")
 MAX_FIT_FRAMES = 200_000
 
 
-_inventory = functools.cache(phonemes.load_inventory)
-
-
 def phoneme_units(texts: list[str], language: str,
                   markers: collections.Counter | None = None
                   ) -> list[tuple[str, np.ndarray, collections.Counter]]:
@@ -50,7 +46,7 @@ def phoneme_units(texts: list[str], language: str,
     out = []
     for text in texts:
         phone_str = next(done) if text and known else ""
-        ids, unknown = _inventory().encode(phonemes.split_phones(phone_str))
+        ids, unknown = phonemes.load_inventory().encode(phonemes.split_phones(phone_str))
         out.append((phone_str, np.asarray(ids, np.int32), unknown))
     return out
 

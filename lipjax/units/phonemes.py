@@ -14,7 +14,12 @@ Counter of them and builders report it with counts.
 The inventory grows with the languages: a shared core (the first languages' phones), then one
 section per added language (`# + de German`) holding only the phones that language's espeak-ng
 voice adds. Sections are only ever appended, so the ids of existing phones never move and
-trained checkpoints keep their meaning. espeak-ng's own markers (`??` for a letter it cannot
+trained checkpoints keep their meaning. A language added by a package of its own declares the
+phones it adds (`lipjax.languages.Language.phones`); registering it appends them after the
+file's phones, in registration order (`load_inventory`), so the file is never edited for a new
+language. A stage-1 run trained before such a language is read by `lipjax.units.grown`.
+
+espeak-ng's own markers (`??` for a letter it cannot
 pronounce, ASCII leftovers such as `"` or `^`) are not phones: `phonemize_counted` drops and
 counts them.
 """
@@ -65,13 +70,16 @@ class Inventory:
     """Phone <-> id mapping of the shared inventory; `added_by` names the language section that
     brought each phone in (absent for the shared core)."""
 
-    def __init__(self, phones: list[str], added_by: dict[str, str] | None = None) -> None:
+    def __init__(self, phones: list[str], added_by: dict[str, str] | None = None,
+                 base_size: int | None = None) -> None:
         if len(set(phones)) != len(phones):
             dupes = [p for p, c in collections.Counter(phones).items() if c > 1]
             raise ValueError(f"ipa_inventory.txt lists phones twice: {dupes}")
         self.phones = [BLANK, WORD, *phones]
         self._ids = {p: i for i, p in enumerate(self.phones)}
         self.added_by = dict(added_by or {})
+        # Ids below base_size are the file's; those above, phones declared by language packages.
+        self.base_size = len(self.phones) if base_size is None else base_size
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -87,7 +95,8 @@ class Inventory:
         try:
             return self._ids[phone]
         except KeyError:
-            raise KeyError(f"Phone {phone!r} is not in lipjax/units/ipa_inventory.txt.") from None
+            raise KeyError(f"Phone {phone!r} is not in lipjax/units/ipa_inventory.txt nor "
+                           "declared by a registered language (Language.phones).") from None
 
     def __contains__(self, phone: str) -> bool:
         return phone in self._ids
@@ -108,12 +117,34 @@ class Inventory:
         return [self.phones[int(i)] for i in np.asarray(ids).reshape(-1) if int(i) != BLANK_ID]
 
 
-@functools.cache
 def load_inventory() -> Inventory:
-    """The shared inventory from `ipa_inventory.txt` (lines starting with # are comments)."""
+    """The shared inventory: `ipa_inventory.txt` (lines starting with # are comments), then the
+    phones the registered languages declare (`Language.phones`) that it lacks, in registration
+    order."""
+    return _inventory(tuple((code, phone) for code, phone, _ in languages.declared_phones()))
+
+
+@functools.cache
+def file_inventory() -> Inventory:
+    """The inventory file's phones alone (no language package's)."""
     text = importlib.resources.files("lipjax.units").joinpath("ipa_inventory.txt").read_text(
             encoding="utf-8")
     return parse_inventory(text)
+
+
+@functools.cache
+def _inventory(declared: tuple[tuple[str, str], ...]) -> Inventory:
+    base = file_inventory()
+    phones, added_by = list(base.phones[2:]), dict(base.added_by)
+    for code, phone in declared:
+        if clean_phone(phone) != phone:
+            raise ValueError(f"Language {code!r} declares phone {phone!r} (Language.phones), "
+                             f"which the phonemizer never writes: phones are written as "
+                             f"{clean_phone(phone)!r} (no stress marks or tie bars).")
+        if phone not in base and phone not in added_by:
+            phones.append(phone)
+            added_by[phone] = code
+    return Inventory(phones, added_by, base_size=base.size)
 
 
 def parse_inventory(text: str) -> Inventory:
@@ -181,6 +212,3 @@ def split_phones(phonemes: str) -> list[str]:
     """The phones and `|` boundaries of a `phonemize` string, as a list."""
     return phonemes.split()
 
-
-# Number of phoneme ids (blank, word boundary and the inventory): the size of every phone head.
-PHONEME_VOCAB_SIZE: int = load_inventory().size

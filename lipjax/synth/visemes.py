@@ -97,7 +97,8 @@ _PHONE_CLASS: dict[str, tuple[str, ...]] = {
 _STRIP = set("ːˑ\u0303\u0329\u032a\u02b2\u02b0\u0306\u02e4")
 
 
-def _base(phone: str) -> str:
+def letters(phone: str) -> str:
+    """The phone without the diacritics that do not change what the lips do."""
     decomposed = unicodedata.normalize("NFD", phone)
     return "".join(c for c in decomposed if c not in _STRIP and not unicodedata.combining(c))
 
@@ -158,7 +159,7 @@ def _looks_like(looks: str, code: str, phone: str) -> tuple[str, ...]:
 def own_classes(phone: str) -> tuple[str, ...]:
     """The class sequence lipjax's own tables give `phone` (no package's declaration); KeyError
     naming the phone when they give none."""
-    base = _base(phone)
+    base = letters(phone)
     if base in _PHONE_CLASS:
         return _PHONE_CLASS[base]
     where = ("declare it in its language's package: Language(phones={" f"{phone!r}: "

@@ -99,7 +99,12 @@ def load_pretrained(model: LipReader, config: ml_collections.ConfigDict) -> None
         if model.unit_head is None:
             raise ValueError("config init.unit_head is set but the model has no unit head "
                              "(config model.memory_addressing must be 'posterior')")
-        n = load_subtrees(model, head_path, [(("unit_head",), ("unit_head",))])
+        # Widened when language packages added phones since stage 1 (models/grown_inventory).
+        from lipjax.models.grown_inventory import load_unit_head
+        from lipjax.tasks.common import restore_params
+
+        n = load_unit_head(model.unit_head, restore_params(head_path)["unit_head"],
+                           f"{head_path}: model/unit_head")
         log.info("Loaded %d arrays (unit head) from %s", n, head_path)
     lm = init.get("lmdecoder", None)
     if lm:

@@ -9,8 +9,11 @@ must be defined here.
 
 Writes OUT_DIR/<same relative path>.npz (arrays `video` uint8 (T, 96, 96) and, when the source has
 sound, `audio` int16 16 kHz mono) or .mp4 (H.264 crops at 25 fps + AAC audio). Existing
-outputs are kept, so an interrupted run resumes. Clips that fail are listed per reason at the end,
-and the exit status is 1 when any failed (2 for a missing input folder).
+outputs are kept, so an interrupted run resumes. Clips that fail are listed per reason at the end.
+
+Exit status: 0 every clip cropped; 3 some clips failed and the rest were written (the folder is
+usable: chain on with `... || [ $? -eq 3 ]`); 1 nothing usable (no video found, or every clip
+failed); 2 bad arguments or a missing input folder.
 With --format mp4, a `manifest.csv` in IN_DIR (data_builders/my_corpus) is carried over with its
 video paths renamed to the crops and its other files (audio) copied, so OUT_DIR builds directly
 (with `video_is_roi`).
@@ -34,6 +37,9 @@ import tqdm
 from lipjax.preprocess.errors import NoAudioError, PreprocessError
 from lipjax.preprocess.media import load_audio, write_video
 from lipjax.preprocess.mouth_roi import mouth_roi
+
+# Exit statuses (the module docstring, which --help prints, says what each means).
+ALL_CROPPED, NOTHING_USABLE, BAD_INPUT, SOME_FAILED = 0, 1, 2, 3
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".flv")
 
@@ -108,7 +114,8 @@ def _job(args: tuple[str, str, str, str]) -> tuple[str, str | None, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lipjax.preprocess", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lipjax.preprocess", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("in_dir")
     parser.add_argument("out_dir")
     parser.add_argument("--format", choices=("npz", "mp4"), default="npz")
@@ -122,11 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not os.path.isdir(args.in_dir):
         print(f"Input folder {args.in_dir} does not exist.", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     videos = find_videos(args.in_dir)
     if not videos:
         print(f"No videos ({', '.join(VIDEO_EXTENSIONS)}) under {args.in_dir}", file=sys.stderr)
-        return 1
+        return NOTHING_USABLE
     jobs = []
     for rel in videos:
         dst = os.path.join(args.out_dir, os.path.splitext(rel)[0] + "." + args.format)
@@ -147,4 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"into {args.out_dir}")
     for reason, messages in sorted(failures.items()):
         print(f"{len(messages)} failed ({reason}), e.g.: " + "; ".join(messages[:3]))
-    return 1 if failed else 0
+    if not failed:
+        return ALL_CROPPED
+    return SOME_FAILED if failed < len(videos) else NOTHING_USABLE

@@ -7,6 +7,11 @@ padded frames first, so a valid frame's receptive field sees the same zeros at a
 unpadded clip would; attention masks padded keys. Both make outputs at valid frames independent
 of padding. The Transformer option (absolute sinusoidal positions) is the memory encoder of the
 LMDecoder and the ablation of the visual encoder.
+
+Options that pretrained checkpoints need (defaults keep lipjax's own models as they were):
+`ffn_act` (auto_avsr's feed-forward uses ReLU, fairseq's GELU; lipjax's default swish),
+`final_norm` (a LayerNorm after the last Conformer block: ESPnet's `after_norm`) and
+`norm_eps` (ESPnet's LayerNorms use 1e-12, fairseq's 1e-5).
 """
 
 from __future__ import annotations
@@ -18,19 +23,20 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lipjax.models.attention import MultiHeadAttention
-from lipjax.models.layers import Dtype, MaskedNorm, masked_fill_zero, sinusoid
+from lipjax.models.layers import Dtype, MaskedNorm, activation, masked_fill_zero, sinusoid
 from lipjax.models.stack import LayerStack
 
 
 class FeedForward(nnx.Module):
-    def __init__(self, dim: int, hidden: int, dropout: float, *, dtype: Dtype,
-                 rngs: nnx.Rngs) -> None:
+    def __init__(self, dim: int, hidden: int, dropout: float, *, act: str = "swish",
+                 dtype: Dtype, rngs: nnx.Rngs) -> None:
         self.up = nnx.Linear(dim, hidden, dtype=dtype, rngs=rngs)
         self.down = nnx.Linear(hidden, dim, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.act = activation(act)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.dropout(self.down(self.dropout(nnx.swish(self.up(x)))))
+        return self.dropout(self.down(self.dropout(self.act(self.up(x)))))
 
 
 def depthwise_conv1d(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -90,15 +96,17 @@ class ConvModule(nnx.Module):
 
 class ConformerBlock(nnx.Module):
     def __init__(self, dim: int, heads: int, ffn: int, kernel: int, dropout: float, norm: str,
-                 *, dtype: Dtype, rngs: nnx.Rngs) -> None:
-        ln = lambda: nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
-        self.ff1_norm, self.ff1 = ln(), FeedForward(dim, ffn, dropout, dtype=dtype, rngs=rngs)
+                 *, ffn_act: str = "swish", norm_eps: float = 1e-6, dtype: Dtype,
+                 rngs: nnx.Rngs) -> None:
+        ln = lambda: nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
+        ff = lambda: FeedForward(dim, ffn, dropout, act=ffn_act, dtype=dtype, rngs=rngs)
+        self.ff1_norm, self.ff1 = ln(), ff()
         self.attn_norm = ln()
         self.attn = MultiHeadAttention(dim, heads, dropout=dropout, rel_pos=True, dtype=dtype,
                                        rngs=rngs)
         self.conv_norm = ln()
         self.conv = ConvModule(dim, kernel, dropout, norm, dtype=dtype, rngs=rngs)
-        self.ff2_norm, self.ff2 = ln(), FeedForward(dim, ffn, dropout, dtype=dtype, rngs=rngs)
+        self.ff2_norm, self.ff2 = ln(), ff()
         self.out_norm = ln()
 
     def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
@@ -113,12 +121,12 @@ class ConformerBlock(nnx.Module):
 class TransformerBlock(nnx.Module):
     """Pre-LN Transformer encoder layer."""
 
-    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, *, dtype: Dtype,
-                 rngs: nnx.Rngs) -> None:
-        self.attn_norm = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, *, ffn_act: str = "swish",
+                 norm_eps: float = 1e-6, dtype: Dtype, rngs: nnx.Rngs) -> None:
+        self.attn_norm = nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
         self.attn = MultiHeadAttention(dim, heads, dropout=dropout, dtype=dtype, rngs=rngs)
-        self.ff_norm = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
-        self.ff = FeedForward(dim, ffn, dropout, dtype=dtype, rngs=rngs)
+        self.ff_norm = nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
+        self.ff = FeedForward(dim, ffn, dropout, act=ffn_act, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
         attn_mask = None if mask is None else mask[:, None, None, :]
@@ -128,13 +136,15 @@ class TransformerBlock(nnx.Module):
 
 class Encoder(nnx.Module):
     """Input projection (in_dim → dim, scaled by √dim as ESPnet) + position information +
-    `layers` blocks + final LayerNorm. kind="conformer" (relative positions inside attention)
-    or "transformer" (absolute sinusoidal positions added to the input)."""
+    `layers` blocks + final LayerNorm. kind="conformer" (relative positions inside attention;
+    the final LayerNorm only with `final_norm`, each block ends in its own) or "transformer"
+    (absolute sinusoidal positions added to the input; always a final LayerNorm)."""
 
     def __init__(self, in_dim: int, dim: int, layers: int, heads: int, ffn: int, *,
                  kind: str = "conformer", kernel: int = 31, dropout: float = 0.1,
-                 norm: str = "batch", dtype: Dtype = jnp.float32, remat: bool | str = False,
-                 rngs: nnx.Rngs) -> None:
+                 norm: str = "batch", ffn_act: str = "swish", final_norm: bool = False,
+                 norm_eps: float = 1e-6, dtype: Dtype = jnp.float32,
+                 remat: bool | str = False, rngs: nnx.Rngs) -> None:
         if kind not in ("conformer", "transformer"):
             raise ValueError(f"config model.encoder: expected 'conformer' or 'transformer', "
                              f"found {kind!r}")
@@ -143,13 +153,15 @@ class Encoder(nnx.Module):
                               else nnx.Linear(in_dim, dim, dtype=dtype, rngs=rngs))
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         if kind == "conformer":
-            make = lambda r: ConformerBlock(dim, heads, ffn, kernel, dropout, norm, dtype=dtype,
+            make = lambda r: ConformerBlock(dim, heads, ffn, kernel, dropout, norm,
+                                            ffn_act=ffn_act, norm_eps=norm_eps, dtype=dtype,
                                             rngs=r)
         else:
-            make = lambda r: TransformerBlock(dim, heads, ffn, dropout, dtype=dtype, rngs=r)
+            make = lambda r: TransformerBlock(dim, heads, ffn, dropout, ffn_act=ffn_act,
+                                              norm_eps=norm_eps, dtype=dtype, rngs=r)
         self.layers = LayerStack(make, layers, remat=remat, rngs=rngs)
-        self.final_norm = nnx.data(nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
-                                   if kind == "transformer" else None)
+        self.final_norm = nnx.data(nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
+                                   if kind == "transformer" or final_norm else None)
 
     def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """x: (B, T, in_dim); mask: (B, T) bool → (B, T, dim), zeros at padding."""

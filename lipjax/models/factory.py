@@ -15,7 +15,11 @@ memory_addressing ("attention" | "posterior" | "none": how stage-3 visual states
 LMDecoder memory, see lipreader.MemoryRead), memory_heads (0 = heads), memory_residual,
 memory_temperature (posterior addressing: the unit head's softmax temperature),
 memory_units ("units" | "visemes": the memory's unit slots or their viseme groups, see
-lipreader.LipReader);
+lipreader.LipReader); what pretrained checkpoints need (lipjax/io/ writes them, the defaults are
+lipjax's own models): frontend_act ("swish" | "prelu" | "relu"), ffn_act ("swish" | "relu" |
+"gelu"), final_norm (a LayerNorm after the last Conformer block), norm_eps (the encoder's
+LayerNorms), encoder "avhubert" (AV-HuBERT's, models/conv_pos_encoder.py) with
+pos_conv_kernel and pos_conv_groups;
 train.dtype ("float32" | "bfloat16"), train.remat, train.remat_policy; and loss.lid_weight
 (stage 1 has a language-ID head when it is > 0). Loss and decoding settings live in config.loss and
 config.decoding, read by the tasks.
@@ -32,6 +36,7 @@ from flax import nnx
 
 from lipjax import languages
 from lipjax.models.conformer import Encoder
+from lipjax.models.conv_pos_encoder import ConvPosEncoder
 from lipjax.models.frontend import Frontend
 from lipjax.models.language_id import LanguageID
 from lipjax.models.layers import compute_dtype
@@ -57,6 +62,8 @@ DEFAULTS: dict[str, Any] = dict(
     num_languages=0, languages=("en",), text_vocab=0,
     memory_addressing="attention", memory_heads=0, memory_residual=True, memory_units="units",
     memory_temperature=1.0,
+    frontend_act="swish", ffn_act="swish", final_norm=False, norm_eps=1e-6,
+    pos_conv_kernel=128, pos_conv_groups=16,
 )
 
 
@@ -187,12 +194,19 @@ def num_languages(config: ml_collections.ConfigDict) -> int:
 
 def visual_encoder(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> VisualEncoder:
     dtype, remat = dtype_and_remat(config)
-    fe = Frontend(get(config, "frontend_width"), get(config, "norm"), dtype=dtype, remat=remat,
-                  rngs=rngs)
-    enc = Encoder(fe.out_dim, get(config, "dim"), get(config, "layers"), get(config, "heads"),
-                  get(config, "ffn"), kind=get(config, "encoder"), kernel=get(config, "kernel"),
-                  dropout=get(config, "dropout"), norm=get(config, "norm"), dtype=dtype,
-                  remat=remat, rngs=rngs)
+    fe = Frontend(get(config, "frontend_width"), get(config, "norm"),
+                  act=get(config, "frontend_act"), dtype=dtype, remat=remat, rngs=rngs)
+    sizes = (fe.out_dim, get(config, "dim"), get(config, "layers"), get(config, "heads"),
+             get(config, "ffn"))
+    common = dict(dropout=get(config, "dropout"), ffn_act=get(config, "ffn_act"),
+                  norm_eps=float(get(config, "norm_eps")), dtype=dtype, remat=remat, rngs=rngs)
+    if get(config, "encoder") == "avhubert":
+        enc = ConvPosEncoder(*sizes, pos_kernel=get(config, "pos_conv_kernel"),
+                             pos_groups=get(config, "pos_conv_groups"), **common)
+    else:
+        enc = Encoder(*sizes, kind=get(config, "encoder"), kernel=get(config, "kernel"),
+                      norm=get(config, "norm"), final_norm=bool(get(config, "final_norm")),
+                      **common)
     return VisualEncoder(fe, enc)
 
 

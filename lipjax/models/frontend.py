@@ -8,6 +8,8 @@ host-to-device copy), normalised here (`normalize`); float video is taken as nor
 Padding safety: padded frames are zeroed (after normalisation) before the stem, so the 5-frame
 temporal kernel sees zeros beyond a clip's end whether or not the batch is padded; every later
 op is per frame.
+Activation (config `model.frontend_act`): swish, as auto_avsr (the default); "prelu" (per-channel
+slopes, AV-HuBERT's ResNet) or "relu".
 Normalisation is `MaskedNorm` (config `model.norm`): BatchNorm by default, as auto_avsr, with
 training statistics over valid frames only (so padding cannot shift them) and running averages
 at evaluation; "group" switches to per-frame GroupNorm, which needs no batch statistics.
@@ -19,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lipjax.models.layers import Dtype, MaskedNorm, masked_fill_zero
+from lipjax.models.layers import Activation, Dtype, MaskedNorm, masked_fill_zero
 from lipjax.schema import MEAN, STD
 
 STEM_FRAMES = 5  # temporal extent of the stem (auto_avsr's Conv3d kernel 5x7x7)
@@ -35,10 +37,11 @@ def normalize(video: jax.Array) -> jax.Array:
 
 
 class BasicBlock(nnx.Module):
-    """ResNet basic block (two 3×3 convs) with swish, as auto_avsr's `relu_type="swish"`."""
+    """ResNet basic block (two 3×3 convs); swish by default, as auto_avsr's
+    `relu_type="swish"`."""
 
-    def __init__(self, cin: int, cout: int, stride: int, norm: str, *, dtype: Dtype,
-                 rngs: nnx.Rngs) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, norm: str, *, act: str = "swish",
+                 dtype: Dtype, rngs: nnx.Rngs) -> None:
         conv = lambda i, o, k, s, p: nnx.Conv(i, o, (k, k), (s, s), padding=((p, p), (p, p)),
                                               use_bias=False, dtype=dtype, rngs=rngs)
         self.conv1, self.norm1 = conv(cin, cout, 3, stride, 1), MaskedNorm(cout, norm,
@@ -49,12 +52,13 @@ class BasicBlock(nnx.Module):
         self.down = nnx.data(conv(cin, cout, 1, stride, 0) if needs_down else None)
         self.down_norm = nnx.data(MaskedNorm(cout, norm, dtype=dtype, rngs=rngs)
                                   if needs_down else None)
+        self.act1, self.act2 = Activation(act, cout), Activation(act, cout)
 
     def __call__(self, x: jax.Array, mask: jax.Array | None) -> jax.Array:
-        y = nnx.swish(self.norm1(self.conv1(x), mask))
+        y = self.act1(self.norm1(self.conv1(x), mask))
         y = self.norm2(self.conv2(y), mask)
         res = x if self.down is None else self.down_norm(self.down(x), mask)
-        return nnx.swish(y + res)
+        return self.act2(y + res)
 
 
 class Frontend(nnx.Module):
@@ -62,8 +66,9 @@ class Frontend(nnx.Module):
     w, 2w, 4w, 8w) + global average pool. `width` = 64 is auto_avsr; smaller widths give
     the tiny/small configs that train on a CPU."""
 
-    def __init__(self, width: int = 64, norm: str = "batch", *, dtype: Dtype = jnp.float32,
-                 remat: bool | str = False, rngs: nnx.Rngs) -> None:
+    def __init__(self, width: int = 64, norm: str = "batch", *, act: str = "swish",
+                 dtype: Dtype = jnp.float32, remat: bool | str = False,
+                 rngs: nnx.Rngs) -> None:
         # The 5x7x7 Conv3d with one input channel, computed as a 2D conv over each frame's 5
         # neighbouring frames stacked as channels: the same function and FLOPs, far faster on
         # XLA:CPU, whose 3D convolutions are slow (BENCHMARKS.md). Kernel (7, 7, 5, w) =
@@ -71,11 +76,13 @@ class Frontend(nnx.Module):
         self.stem = nnx.Conv(STEM_FRAMES, width, (7, 7), (2, 2), padding=((3, 3), (3, 3)),
                              use_bias=False, dtype=dtype, rngs=rngs)
         self.stem_norm = MaskedNorm(width, norm, dtype=dtype, rngs=rngs)
+        self.stem_act = Activation(act, width)
         blocks, cin = [], width
         for stage, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
             for i in range(2):
                 stride = 2 if stage > 0 and i == 0 else 1
-                blocks.append(BasicBlock(cin, cout, stride, norm, dtype=dtype, rngs=rngs))
+                blocks.append(BasicBlock(cin, cout, stride, norm, act=act, dtype=dtype,
+                                         rngs=rngs))
                 cin = cout
         self.blocks = nnx.List(blocks)
         self.out_dim = cin
@@ -98,7 +105,7 @@ class Frontend(nnx.Module):
         if mask is None:
             mask = jnp.ones((b, t), bool)
         x = self.stem_conv(masked_fill_zero(normalize(video), mask))
-        x = nnx.swish(self.stem_norm(x, mask))
+        x = self.stem_act(self.stem_norm(x, mask))
         x = x.reshape(b * t, *x.shape[2:])
         x = nnx.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
         fmask = mask.reshape(b * t)

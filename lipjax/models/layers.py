@@ -8,6 +8,7 @@ batch to a few fixed shapes) cannot change what a model computes for a clip.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -92,3 +93,41 @@ def masked_fill_zero(x: jax.Array, mask: jax.Array | None) -> jax.Array:
         return x
     return jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)), x,
                      jnp.zeros((), x.dtype))
+
+
+def gelu_exact(x: jax.Array) -> jax.Array:
+    """GELU in its erf form, PyTorch's and fairseq's default (jax's default is the tanh one)."""
+    return jax.nn.gelu(x, approximate=False)
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The parameter-free activation named by a config value (PReLU has weights: `PReLU`)."""
+    table = {"swish": nnx.swish, "relu": nnx.relu, "gelu": gelu_exact}
+    if name not in table:
+        raise ValueError(f"config model: activation expected one of {sorted(table)}, "
+                         f"found {name!r}")
+    return table[name]
+
+
+class PReLU(nnx.Module):
+    """Per-channel parametric ReLU (He et al. 2015), as PyTorch's `nn.PReLU(num_parameters=C)`
+    that AV-HuBERT's ResNet uses: max(0, x) + slope · min(0, x) over the last axis."""
+
+    def __init__(self, features: int, init: float = 0.25) -> None:
+        self.weight = nnx.Param(jnp.full((features,), init, jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        slope = self.weight[...].astype(x.dtype)
+        return jnp.where(x >= 0, x, slope * x)
+
+
+class Activation(nnx.Module):
+    """A config-named activation: the parameter-free ones, or "prelu" with its own per-channel
+    slopes (the only one that adds parameters, so the others leave checkpoints unchanged)."""
+
+    def __init__(self, name: str, features: int) -> None:
+        self.prelu = nnx.data(PReLU(features) if name == "prelu" else None)
+        self.fn = None if name == "prelu" else activation(name)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.prelu(x) if self.prelu is not None else self.fn(x)

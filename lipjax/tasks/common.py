@@ -17,6 +17,7 @@ BatchNorm statistics) must be present in the checkpoint with the same shape.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -88,7 +89,9 @@ def restore_state_numpy(path: str, step: int | None = None) -> dict:
     import orbax.checkpoint as ocp
 
     item = resolve_step_dir(path, step) / "state"
-    with ocp.PyTreeCheckpointer() as ckptr:
+    # The item's handler, not a Checkpointer: a Checkpointer looks for step metadata inside the
+    # item folder (the manager writes it one level up) and warns that it is missing.
+    with contextlib.closing(ocp.PyTreeCheckpointHandler()) as ckptr:
         meta = ckptr.metadata(item)
         tree = getattr(meta, "item_metadata", None) or getattr(meta, "tree", None) or meta
         tree = getattr(tree, "tree", tree)

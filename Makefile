@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The exact versions CI tests with (setup.cfg keeps ranges, so an install elsewhere, e.g. on
+# Colab, keeps what is already there when it fits).
+CONSTRAINTS := .ci/constraints.txt
 DATA_DIR ?= out/data
 DEMO_DIR ?= out/demo
 PYTEST_ARGS ?=
@@ -11,10 +14,10 @@ REPRODUCE_DIR ?= out/reproduce
 
 .PHONY: demo reproduce test test-slow lint bench espeak clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,preprocess]"
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[dev,preprocess,torch]"
 	touch $(STAMP)
 
 espeak:

@@ -3,7 +3,8 @@
 `python -m data_builders <name>` takes the folder name of a corpus package: one shipped in
 `data_builders/` (lrs3, mtedx, ...), one the user made from `data_builders/TEMPLATE` (put in
 `data_builders/<name>/` or anywhere on PYTHONPATH as `<name>`). Importing the package registers
-its builder with TFDS, and, for a user's package, its language with `lipjax.languages`.
+its builder with TFDS, and, for a user's package, its language with `lipjax.languages`
+(with the phones it declares, which join the shared inventory: `Language.phones`).
 
 The TFDS name of a builder is usually the folder name; where that name is already taken by one
 of TFDS's own datasets (`common_voice`), the builder carries the project prefix (`lipjax_`) so that

@@ -19,9 +19,8 @@ phones it adds (`lipjax.languages.Language.phones`); registering it appends them
 file's phones, in registration order (`load_inventory`), so the file is never edited for a new
 language. A stage-1 run trained before such a language is read by `lipjax.units.grown`.
 
-espeak-ng's own markers (`??` for a letter it cannot
-pronounce, ASCII leftovers such as `"` or `^`) are not phones: `phonemize_counted` drops and
-counts them.
+espeak-ng's own markers (`??` for a letter it cannot pronounce, ASCII leftovers such as `"` or
+`^`) are not phones: `phonemize_counted` drops and counts them.
 """
 
 from __future__ import annotations

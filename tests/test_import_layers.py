@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         ("data_builders",),
         ("lipjax.data",),
         ("lipjax.models", "lipjax.losses", "lipjax.metrics", "lipjax.decoding"),
-        ("lipjax.tasks",),
+        ("lipjax.tasks", "lipjax.io"),  # io: pretrained checkpoints into the models' parameters
         ("lipjax.train",),
         ("configs",),  # read by the trainer from a path; they may name anything below
         ("experiments",),

@@ -73,7 +73,12 @@ def architecture(tensors: Tensors, cfg: Any = None, heads: int = 0) -> dict[str,
         raise ValueError(f"{tensors.source}: post_extract_proj.weight has shape "
                          f"{(dim, fused)}; expected ({dim}, {2 * dim}) (modality_fuse=concat)")
     k_out, k_in, kernel = tensors.shape(v)
-    heads = heads or int(find(cfg, "encoder_attention_heads") or 0) or dim // 64
+    heads = heads or int(find(cfg, "encoder_attention_heads") or 0)
+    if not heads and dim % 64:
+        raise ValueError(f"{tensors.source}: the config does not give the attention heads and "
+                         f"d={dim} is not a multiple of 64 (the released head size): pass "
+                         f"--heads")
+    heads = heads or dim // 64
     stem = f"{r}feature_extractor_video.resnet.frontend3D"
     return {
         "frontend_width": tensors.shape(f"{stem}.0.weight")[0], "norm": "batch",

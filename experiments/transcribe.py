@@ -1,15 +1,24 @@
-"""Lip-reads one raw video with a fine-tuned lip reader and prints the transcript.
+"""Lip-reads raw videos with a fine-tuned lip reader and prints their transcripts.
 
-    python -m experiments.transcribe --workdir out/runs/finetune_it_memory --video clip.mp4
+    lipjax transcribe --workdir out/runs/finetune_it_memory --video clip.mp4
+    lipjax transcribe --workdir out/runs/finetune_it_memory a.mp4 b.mp4 --json
+    lipjax transcribe --workdir out/runs/finetune_it_memory --videos clips/ --batch_size 8
     python -m experiments.transcribe --config configs/finetune.py:small,lang=it,init=memory \
         --workdir out/runs/finetune_it_memory --video clip.mp4
 
-The video goes the way every corpus clip went: `lipjax.preprocess` (25 fps by timestamps, face
+Each video goes the way every corpus clip went: `lipjax.preprocess` (25 fps by timestamps, face
 landmarks, 96x96 grayscale mouth crop; `--roi` when the file is such a crop already, e.g. from
 `python -m lipjax.preprocess IN OUT --format mp4`), then the input pipeline's evaluation
-transform (downsampling, centre crop, normalisation), then the stage-3 task's joint
-CTC/attention beam search (`--greedy`: greedy attention decoding) on the run's best checkpoint
-on validation. The transcript is the only line on stdout; what was read goes to stderr.
+transform (downsampling, centre crop, normalisation), then the lip reader's encoder and the
+joint CTC/attention beam search (`--greedy`: greedy attention decoding), both with the decoder's
+key/value cache, on the run's best checkpoint on validation.
+
+Several videos (`--video` repeated, paths after the options, or `--videos` naming a folder or a
+text file with one path a line) are read in one process: the model loads once, clips go in
+batches of `--batch_size` grouped by length, and each batch shape compiles once. Output: one
+video → its transcript, the only line on stdout; several → `PATH<TAB>TRANSCRIPT` lines; `--json`
+→ one JSON document with each transcript, its language and a timing breakdown (start-up,
+checkpoint load, mouth extraction, model, decoding). What was read goes to stderr.
 
 Without --config the run's saved config (`{workdir}/config.json`); with it, give the training
 overrides too (`--config.model.text_vocab=N`). Another landmarker: `--plugin my_module
@@ -20,8 +29,12 @@ yours: `python -m data_builders.<name> transcribe ...`, so that it is registered
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
+import time
+from collections.abc import Sequence
+from typing import Any
 
 import ml_collections
 import numpy as np
@@ -29,18 +42,62 @@ from absl import app, flags
 
 from experiments.saved_run import define_run_flags, quiet_logs, run_config
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v")
+
 
 def define_flags() -> None:
     """The command's flags, defined only when the module runs as the command (so that its
     functions can be imported next to another command's)."""
     define_run_flags("configs/finetune.py:ARGS", "The stage-3 run's folder.")
-    flags.DEFINE_string("video", None, "The video file to read.")
-    flags.DEFINE_bool("roi", False, "The video is a 96x96 mouth crop already (no face search).")
+    flags.DEFINE_multi_string("video", [], "A video file to read (repeat for several; paths "
+                              "after the options count too).")
+    flags.DEFINE_string("videos", None, "A folder (its video files) or a text file (one path "
+                        "a line) of videos to read in this one process.")
+    flags.DEFINE_integer("batch_size", 8, "Clips per batch (one compile per batch shape).")
+    flags.DEFINE_bool("json", False, "Print one JSON document: transcripts, languages, timings.")
+    flags.DEFINE_bool("roi", False, "The videos are 96x96 mouth crops already (no face search).")
     flags.DEFINE_string("landmarker", "dlib68", "Registered landmarker name.")
     flags.DEFINE_multi_string("plugin", [], "Module(s) to import first (landmarkers).")
     flags.DEFINE_string("lang", None, "Language code (default: the config's lang).")
     flags.DEFINE_integer("step", None, "Checkpoint step (default: best on validation).")
     flags.DEFINE_bool("greedy", False, "Greedy decoding instead of beam search.")
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux /proc), for the start-up time; None elsewhere."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def video_list(videos: Sequence[str], listing: str | None) -> list[str]:
+    """The videos to read: `videos` in order, then those `listing` names (a folder's video
+    files, sorted, or a text file's lines)."""
+    out = list(videos)
+    if listing:
+        if os.path.isdir(listing):
+            found = sorted(os.path.join(listing, n) for n in os.listdir(listing)
+                           if n.lower().endswith(VIDEO_SUFFIXES))
+            if not found:
+                raise FileNotFoundError(f"--videos {listing}: no video files "
+                                        f"({', '.join(VIDEO_SUFFIXES)}) in this folder")
+            out += found
+        elif os.path.isfile(listing):
+            with open(listing) as f:
+                base = os.path.dirname(listing)
+                out += [os.path.join(base, line.strip()) for line in f
+                        if line.strip() and not line.startswith("#")]
+        else:
+            raise FileNotFoundError(f"--videos {listing}: no such folder or list file")
+    if not out:
+        raise ValueError("no video to read: give --video PATH (or paths after the options), "
+                         "or --videos FOLDER_OR_LIST")
+    return out
 
 
 def mouth_frames(video: str, *, roi: bool = False, landmarker: str = "dlib68") -> np.ndarray:
@@ -60,10 +117,12 @@ def mouth_frames(video: str, *, roi: bool = False, landmarker: str = "dlib68") -
     return np.stack(frames).astype(np.uint8)
 
 
-def make_batch(config: ml_collections.ConfigDict, frames: np.ndarray, lang: str,
-               name: str = "") -> dict[str, np.ndarray]:
-    """A batch of one clip, built by the input pipeline's own evaluation transform and collate
-    (so crop, downsampling and normalisation are the ones the model was trained with)."""
+def make_batch(config: ml_collections.ConfigDict, clips: Sequence[np.ndarray],
+               langs: Sequence[str], names: Sequence[str] | None = None,
+               batch_size: int | None = None) -> dict[str, np.ndarray]:
+    """A batch of mouth-crop clips, built by the input pipeline's own evaluation transform and
+    collate (so crop, downsampling and normalisation are the ones the model was trained with);
+    `batch_size` rows (default: one per clip), the missing ones padding."""
     from lipjax.data.transforms import ClipTransform, Collate
 
     data = config.data
@@ -72,62 +131,182 @@ def make_batch(config: ml_collections.ConfigDict, frames: np.ndarray, lang: str,
                               crop=crop, downsample=int(data.get("downsample", 1)),
                               tokenize=False)
     empty = np.zeros(0, np.int32)
-    clip = transform(0, {"video": frames, "units": empty, "phoneme_ids": empty,
+    names = names or [""] * len(clips)
+    out = [transform(i, {"video": frames, "units": empty, "phoneme_ids": empty,
                          "language": lang, "text": "", "id": name})
-    collate = Collate(batch_size=1, with_video=True, crop=crop,
+           for i, (frames, lang, name) in enumerate(zip(clips, langs, names, strict=True))]
+    collate = Collate(batch_size=batch_size or len(clips), with_video=True, crop=crop,
                       frame_buckets=tuple(int(b) for b in data.frame_buckets))
-    return collate([clip])
+    return collate(out)
+
+
+def given_language(config: ml_collections.ConfigDict, lang: str | None) -> str:
+    """`lang`, else the config's language; checked before any video is read."""
+    from lipjax import languages
+
+    code = lang or config.get("lang", None)
+    if not code:
+        raise ValueError("the config names no language (config.lang): pass --lang")
+    languages.get(code)  # an unknown code fails here, naming the registered ones
+    return code
+
+
+def choose_languages(config: ml_collections.ConfigDict, model: Any,
+                     batch: dict[str, np.ndarray], lang: str | None,
+                     ) -> list[tuple[str, float | None]]:
+    """(language code, its probability, None when the language was given) for each row of
+    `batch`: the given language. The one place a language is chosen for a batch, so another
+    choice (a language-ID head reading `batch` with `model`) can replace it."""
+    del model
+    return [(given_language(config, lang), None)] * len(batch["valid"])
+
+
+class Transcriber:
+    """A stage-3 run loaded once: its encoder and decoder jitted separately (so their times
+    are told apart), each compiled once per batch shape."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, *,
+                 step: int | None = None, greedy: bool = False) -> None:
+        from flax import nnx
+
+        from experiments.recipe import best_step
+        from lipjax import decoding
+        from lipjax.tasks.common import load_model
+        from lipjax.tasks.text import TextSettings
+
+        if config.task != "finetune":
+            raise ValueError(f"{workdir}: a {config.task!r} run; transcribing needs a stage-3 "
+                             "(finetune) run, the only one that reads lips into text")
+        if step is None:
+            step = best_step(workdir, config.train.best_metric,
+                             config.train.get("best_mode", "min"))
+        if step is None:
+            raise FileNotFoundError(f"{workdir}/checkpoints: no checkpoint")
+        self.config, self.workdir, self.step, self.greedy = config, workdir, step, greedy
+        self.model = load_model(config, os.path.join(workdir, "checkpoints", str(step)))
+        settings = TextSettings.from_config(config)
+
+        def decode(model, states, mask, language):
+            max_len = settings.decode_len(mask.shape[1])
+            if greedy:
+                return decoding.attention_greedy(model.decoders, states, mask, language, max_len)
+            return decoding.beam_search(
+                model.decoders, states, mask, language,
+                model.decoders.ctc_logits(states, language), beam=settings.beam_size,
+                ctc_weight=settings.decode_ctc_weight, length_penalty=settings.length_penalty,
+                max_len=max_len)[:2]
+
+        self._encode = nnx.jit(lambda model, video, mask, language:
+                               model.encode(video, mask, language))
+        self._decode = nnx.jit(decode)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray,
+                                                              dict[str, float]]:
+        """(tokens, lengths, {"model": s, "decoding": s}) of one collated batch."""
+        import jax
+        import jax.numpy as jnp
+
+        start = time.perf_counter()
+        language = jnp.asarray(batch["language"])
+        states, mask = jax.block_until_ready(self._encode(
+            self.model, jnp.asarray(batch["video"]), jnp.asarray(batch["video_mask"]), language))
+        encoded = time.perf_counter()
+        tokens, lengths = jax.tree.map(np.asarray, self._decode(self.model, states, mask,
+                                                                language))
+        return tokens, lengths, {"model": encoded - start,
+                                 "decoding": time.perf_counter() - encoded}
+
+
+def transcribe_many(config: ml_collections.ConfigDict, workdir: str, videos: Sequence[str], *,
+                    roi: bool = False, landmarker: str = "dlib68", lang: str | None = None,
+                    step: int | None = None, greedy: bool = False, batch_size: int = 8,
+                    ) -> dict[str, Any]:
+    """Transcripts of `videos` by the stage-3 run in `workdir`, with the timing breakdown:
+    {"videos": [{"video", "transcript", "language", "language_probability", "frames",
+    "batch", "seconds": {"mouth_extraction"}}], "batches": [{"videos", "frames", "model",
+    "decoding"}], "seconds": {"start_up", "checkpoint_load", "mouth_extraction", "model",
+    "decoding", "total"}, "step", "decoding"}."""
+    from lipjax import languages, schema
+    from lipjax.tasks.common import ids_to_text
+
+    start_up = process_age()
+    started = time.perf_counter()
+    default = given_language(config, lang)
+    clips, seconds = [], []
+    for video in videos:
+        t0 = time.perf_counter()
+        clips.append(mouth_frames(video, roi=roi, landmarker=landmarker))
+        seconds.append(time.perf_counter() - t0)
+        print(f"{video}: {len(clips[-1])} frames at 25 fps", file=sys.stderr)
+    t0 = time.perf_counter()
+    transcriber = Transcriber(config, workdir, step=step, greedy=greedy)
+    load = time.perf_counter() - t0
+    print(f"{workdir} step {transcriber.step}, {'greedy' if greedy else 'beam search'}",
+          file=sys.stderr)
+    results = [{"video": v, "frames": len(c), "seconds": {"mouth_extraction": s}}
+               for v, c, s in zip(videos, clips, seconds, strict=True)]
+    order = sorted(range(len(clips)), key=lambda i: len(clips[i]))  # similar lengths together
+    batches = []
+    for first in range(0, len(order), batch_size):
+        rows = order[first:first + batch_size]
+        batch = make_batch(config, [clips[i] for i in rows], [default] * len(rows),
+                           [videos[i] for i in rows], batch_size=min(batch_size, len(clips)))
+        chosen = choose_languages(config, transcriber.model, batch, lang)
+        batch["language"] = np.asarray([languages.index(code) for code, _ in chosen], np.int32)
+        tokens, lengths, times = transcriber(batch)
+        batches.append({"videos": len(rows), "frames": int(batch["video"].shape[1]), **times})
+        for row, i in enumerate(rows):
+            code, prob = chosen[row]
+            results[i].update(
+                transcript=ids_to_text(tokens[row], int(lengths[row]), code,
+                                       str(config.data.data_dir)),
+                language=code, language_probability=prob, batch=len(batches) - 1)
+    total = {"start_up": start_up, "checkpoint_load": load,
+             "mouth_extraction": float(sum(seconds)),
+             "model": sum(b["model"] for b in batches),
+             "decoding": sum(b["decoding"] for b in batches)}
+    total["total"] = (start_up or 0.0) + time.perf_counter() - started
+    duration = sum(len(c) for c in clips) / schema.FPS
+    return {"videos": results, "batches": batches, "seconds": total,
+            "video_seconds": duration,
+            "real_time_factor": total["total"] / duration if duration else None,
+            "step": transcriber.step, "decoding": "greedy" if greedy else "beam"}
 
 
 def transcribe(config: ml_collections.ConfigDict, workdir: str, video: str, *,
                roi: bool = False, landmarker: str = "dlib68", lang: str | None = None,
                step: int | None = None, greedy: bool = False) -> str:
-    """The transcript of `video` by the stage-3 run in `workdir` (normalised text)."""
-    import jax
-    import jax.numpy as jnp
-
-    from experiments.recipe import best_step
-    from lipjax import languages
-    from lipjax.data.transforms import HOST_KEYS
-    from lipjax.tasks import get_task
-    from lipjax.tasks.common import ids_to_text, load_model
-    from lipjax.train.step import make_eval_step
-
-    if config.task != "finetune":
-        raise ValueError(f"{workdir}: a {config.task!r} run; transcribing needs a stage-3 "
-                         "(finetune) run, the only one that reads lips into text")
-    lang = lang or config.get("lang", None)
-    if not lang:
-        raise ValueError(f"{workdir}: the config names no language (config.lang): pass --lang")
-    languages.get(lang)  # an unknown code fails here, naming the registered ones
-    frames = mouth_frames(video, roi=roi, landmarker=landmarker)
-    batch = make_batch(config, frames, lang, video)
-    if step is None:
-        step = best_step(workdir, config.train.best_metric, config.train.get("best_mode", "min"))
-    if step is None:
-        raise FileNotFoundError(f"{workdir}/checkpoints: no checkpoint")
-    model = load_model(config, os.path.join(workdir, "checkpoints", str(step)))
-    print(f"{video}: {len(frames)} frames at 25 fps, {workdir} step {step}, "
-          f"{'greedy' if greedy else 'beam search'}", file=sys.stderr)
-    task = get_task(config.task)
-    step_fn = make_eval_step(task, task.settings(config), beam=not greedy)
-    device = {k: jnp.asarray(v) for k, v in batch.items() if k not in HOST_KEYS}
-    out = jax.tree.map(np.asarray, step_fn(model, device))
-    return ids_to_text(out["tokens"][0], int(out["tokens_len"][0]), lang, str(config.data.data_dir))
+    """The transcript of one video by the stage-3 run in `workdir` (normalised text)."""
+    return transcribe_many(config, workdir, [video], roi=roi, landmarker=landmarker,
+                           lang=lang, step=step, greedy=greedy)["videos"][0]["transcript"]
 
 
 def main(argv: list[str]) -> None:
-    del argv
     f = flags.FLAGS
     quiet_logs()
-    if not f.workdir or not f.video:
-        sys.exit("experiments.transcribe: --workdir (a stage-3 run) and --video are required")
+    for arg in argv[1:]:
+        if arg.startswith("-"):
+            sys.exit(f"experiments.transcribe: unknown option {arg} (--help lists them)")
+    if not f.workdir:
+        sys.exit("experiments.transcribe: --workdir (a stage-3 run's folder) is required")
+    if f.batch_size < 1:
+        sys.exit(f"experiments.transcribe: --batch_size must be at least 1, found {f.batch_size}")
+    try:
+        videos = video_list([*f.video, *argv[1:]], f.videos)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"experiments.transcribe: {e}")
     for module in f.plugin:
         importlib.import_module(module)
     config = run_config(f.config, f.workdir)
-    text = transcribe(config, f.workdir, f.video, roi=f.roi, landmarker=f.landmarker,
-                      lang=f.lang, step=f.step, greedy=f.greedy)
-    print(text, flush=True)
+    report = transcribe_many(config, f.workdir, videos, roi=f.roi, landmarker=f.landmarker,
+                             lang=f.lang, step=f.step, greedy=f.greedy, batch_size=f.batch_size)
+    if f.json:
+        print(json.dumps(report, indent=1), flush=True)
+    elif len(videos) == 1:
+        print(report["videos"][0]["transcript"], flush=True)
+    else:
+        for result in report["videos"]:
+            print(f"{result['video']}\t{result['transcript']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the tests that need the run are `slow`.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -19,8 +20,8 @@ import numpy as np
 import pytest
 
 from configs import finetune
-from experiments.evaluate import evaluate_run, format_scores
-from experiments.transcribe import make_batch, mouth_frames
+from experiments.evaluate import evaluate_run, format_scores, grouped_scores, report_utterances
+from experiments.transcribe import make_batch, mouth_frames, video_list
 from lipjax.preprocess import write_video
 from lipjax.train.trainer import train
 from tests import fixtures_builder as fb
@@ -99,8 +100,38 @@ def test_batch_is_the_pipelines(videos, tmp_path):
     crops, _ = videos
     config = finetune.get_config(_arg(str(tmp_path)))
     config.data.crop = 32
-    batch = make_batch(config, crops, "en")
+    batch = make_batch(config, [crops], ["en"])
     assert batch["video"].shape == (1, 32, 32, 32) and batch["video_mask"].sum() == len(crops)
+
+
+def test_several_clips_make_one_padded_batch(videos, tmp_path):
+    """Two clips of different lengths in a batch of three: each row its own frames, the third
+    padding, one frame bucket for all."""
+    crops, _ = videos
+    config = finetune.get_config(_arg(str(tmp_path)))
+    config.data.crop, config.data.frame_buckets = 32, (16, 32)
+    batch = make_batch(config, [crops, crops[:10]], ["en", "en"], ["a", "b"], batch_size=3)
+    assert batch["video"].shape == (3, 32, 32, 32)
+    assert batch["video_mask"].sum(1).tolist() == [len(crops), 10, 0]
+    assert batch["valid"].tolist() == [True, True, False]
+    np.testing.assert_array_equal(batch["video"][1, :10], batch["video"][0, :10])
+
+
+def test_video_list_reads_folders_and_lists(tmp_path):
+    for name in ("b.mp4", "a.MOV", "notes.txt"):
+        (tmp_path / name).write_text("")
+    assert video_list([], str(tmp_path)) == [str(tmp_path / "a.MOV"), str(tmp_path / "b.mp4")]
+    listing = tmp_path / "list.txt"
+    listing.write_text("# clips\nb.mp4\n\n/abs/c.mp4\n")
+    assert video_list(["x.mp4"], str(listing)) == ["x.mp4", str(tmp_path / "b.mp4"),
+                                                   "/abs/c.mp4"]
+    with pytest.raises(FileNotFoundError, match="--videos .*nope: no such folder or list"):
+        video_list([], str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no video files"):
+        video_list([], str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="no video to read: give --video"):
+        video_list([], None)
 
 
 @pytest.mark.slow
@@ -126,6 +157,39 @@ def test_transcribe_a_crop_with_the_saved_config(run):
     assert proc.stdout.count("\n") == 1 and "greedy" in proc.stderr
 
 
+@pytest.mark.slow
+def test_several_videos_in_one_call_read_as_one_by_one(run):
+    """`lipjax transcribe A B --json`: batched transcripts equal the single-video ones
+    (padding never changes what the model computes for a clip), with every timing."""
+    _, workdir, folder = run
+    single = _transcribe([f"--workdir={workdir}", f"--video={folder / 'mouth.mp4'}", "--roi"],
+                         folder)
+    assert single.returncode == 0, single.stderr[-4000:]
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join([str(folder), str(REPO)]))
+    short = folder / "short.mp4"
+    write_video(short, videos_crops(folder)[:12], crf=0)
+    proc = subprocess.run([sys.executable, "-m", "lipjax.cli", "transcribe",
+                           f"--workdir={workdir}", "--roi", "--json", "--batch_size=2",
+                           str(folder / "mouth.mp4"), str(short)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(proc.stdout)
+    first, second = report["videos"]
+    assert first["video"] == str(folder / "mouth.mp4") and first["frames"] == 30
+    assert second["frames"] == 12 and first["batch"] == second["batch"] == 0
+    assert first["transcript"] == single.stdout.strip()
+    assert first["language"] == "en" and first["language_probability"] is None
+    assert set(report["seconds"]) == {"start_up", "checkpoint_load", "mouth_extraction",
+                                      "model", "decoding", "total"}
+    assert all(v is None or v >= 0 for v in report["seconds"].values())
+    assert report["video_seconds"] == pytest.approx(42 / 25)
+
+
+def videos_crops(folder: pathlib.Path) -> np.ndarray:
+    return mouth_frames(str(folder / "mouth.mp4"), roi=True)
+
+
 def test_missing_video_is_named(videos, tmp_path):
     """Before any model is loaded: a run folder with no checkpoints yet will do."""
     (tmp_path / "checkpoints").mkdir()
@@ -145,3 +209,52 @@ def test_evaluate_prints_wer_and_cer(run):
     assert list(results) == [name]
     line = format_scores(name, "test", results[name])
     assert line.startswith(f"{name} test: WER ") and " CER " in line and "(step 2)" in line
+
+
+@pytest.mark.slow
+def test_evaluate_writes_every_utterance_and_scores_by_language(run, tmp_path):
+    """The jsonl has one line per scored clip; WER by source and by language, summed from it,
+    equal the trainer's evaluation of the same checkpoint."""
+    data_dir, workdir, _ = run
+    config = finetune.get_config(_arg(data_dir))
+    config.data.frame_buckets, config.data.max_frames, config.data.crop = (32,), 32, 32
+    config.train.eval_batches = 1
+    path = tmp_path / "test.jsonl"
+    lines = report_utterances(config, str(workdir), "test", False, str(path))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records and {r["language"] for r in records} == {"en"}
+    assert set(records[0]) >= {"source", "id", "language", "reference", "hypothesis",
+                               "word_edits", "words"}
+    expected = evaluate_run(config, str(workdir), "test", beam=False)
+    name = f"{fb.BUILDER}/en_video"
+    by_source = grouped_scores(records, "source")
+    assert by_source[name]["wer"] == pytest.approx(expected[name]["wer"])
+    assert by_source[name]["cer"] == pytest.approx(expected[name]["cer"])
+    assert grouped_scores(records, "language")["en"]["wer"] == pytest.approx(
+        expected[name]["wer"])
+    assert lines[0].startswith(f"{name} test: WER ") and lines[1].startswith("en (all sources)")
+
+
+@pytest.mark.slow
+def test_render_an_unseen_test_clip(run, tmp_path):
+    """experiments.render_clip on the tiny run: the MP4 and the plain crop, the clip's true
+    text and the run's reading of it."""
+    from experiments.render_clip import render_test_clip
+    from lipjax.preprocess import iter_video
+
+    data_dir, workdir, _ = run
+    config = finetune.get_config(_arg(data_dir))
+    config.data.frame_buckets, config.data.max_frames, config.data.crop = (32,), 32, 32
+    result = render_test_clip(config, str(workdir), str(tmp_path / "clip.mp4"), index=1,
+                              mouth_out=str(tmp_path / "mouth.mp4"))
+    from lipjax import languages
+
+    assert result["id"].startswith("en_video_test_")
+    clip = fb.example("en", "video", "test", int(result["id"].rsplit("_", 1)[1]))
+    text = clip["text"].decode() if isinstance(clip["text"], bytes) else str(clip["text"])
+    assert result["language"] == "en"
+    assert result["true"] == languages.get("en").normalize(text) and result["true"]
+    assert isinstance(result["predicted"], str)
+    frames = list(iter_video(result["out"], 25))
+    assert len(frames) == len(clip["video"]) and frames[0].shape[-1] == 3
+    assert mouth_frames(result["mouth_out"], roi=True).shape == np.asarray(clip["video"]).shape

@@ -4,6 +4,7 @@
     lipjax train finetune:small,lang=it --workdir out/runs/it
     lipjax evaluate --workdir out/runs/it
     lipjax transcribe --workdir out/runs/it --video clip.mp4
+    lipjax convert auto_avsr vsr_trlrs3vox2_base.pth out/pretrained/auto_avsr
 
 Each command runs its program exactly as `python -m MODULE` runs it (same flags, same
 `--help`); this module only names the programs and resolves configs. A config is a file path
@@ -21,7 +22,7 @@ import runpy
 import sys
 
 # name → (module run as __main__, whether it takes a config, one line of help). A new program
-# (e.g. `convert` for checkpoint importers) is one more entry.
+# is one more entry.
 # `build synthetic_lips` runs the synthetic corpus's own command (it generates, needs no
 # manual_dir), every other `build` the real-corpus builder command.
 SYNTHETIC = ("synthetic_lips", "data_builders.synthetic_lips")
@@ -34,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "score a run's best checkpoint: --workdir DIR [--split test] [--jsonl FILE]"),
     "transcribe": ("experiments.transcribe", "optional",
                    "lip-read videos: --workdir DIR --video A.mp4 [B.mp4 ...] [--json]"),
+    "convert": ("lipjax.io.convert", "none",
+                "import a PyTorch checkpoint once: {auto_avsr,avhubert} FILE OUT"),
 }
 EXCLUDED_CONFIGS = ("common",)  # helpers of the configs, not runnable stages
 HELP = ("--help", "-h", "--helpfull", "--helpshort")

@@ -56,7 +56,7 @@ def test_arguments_are_rewritten_for_the_program():
 def test_help_lists_commands_and_configs():
     proc = _lipjax("--help")
     assert proc.returncode == 0
-    for word in ("build", "train", "evaluate", "transcribe", "finetune"):
+    for word in ("build", "train", "evaluate", "transcribe", "convert", "finetune"):
         assert word in proc.stdout
     proc = _lipjax("frobnicate")
     assert proc.returncode == 2 and "no command 'frobnicate'" in proc.stderr
@@ -66,7 +66,8 @@ def test_help_lists_commands_and_configs():
                                                  ("evaluate", "--split"),
                                                  ("transcribe", "--videos"),
                                                  ("build", "--manual_dir"),
-                                                 ("build synthetic_lips", "--langs")])
+                                                 ("build synthetic_lips", "--langs"),
+                                                 ("convert", "--with_ctc")])
 def test_each_command_help_lists_its_options(command, option, tmp_path):
     proc = _lipjax(*command.split(), "--help", cwd=tmp_path)  # outside the repository
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -9,7 +9,16 @@ first (data_builders/mtedx/README.md), after stages 1 and 2 wrote their runs to 
     python -m lipjax.train --config configs/finetune.py:base,lang=it,init=memory,\
 data_dir=out/data,sources=mtedx/it_video --workdir out/runs/finetune_it_memory
 
-Arguments: variant tiny|small|base; lang (required); init:
+One reader of several languages (`lang=it+pt`): one checkpoint with the visual encoder, the
+unit head, stage 1's language-ID head and one LMDecoder per language, fine-tuned on their clips
+together; at inference the language-ID head picks the decoder (route=hard|soft,
+lipjax/tasks/routing.py), and evaluation reports the labelled language's WER (wer), the routed
+one (wer_routed) and the head's accuracy (lid_accuracy), per language (source):
+
+    python -m lipjax.train --config configs/finetune.py:small,lang=it+pt,init=posterior \
+        --workdir out/runs/finetune_it+pt_posterior
+
+Arguments: variant tiny|small|base; lang (required; `+` joins several); init:
   memory    (the proposed model) visual encoder from stage 1 + the language's LMDecoder from
             stage 2; visual states read the language's unit memory by learnt attention;
   posterior (the proposed model, posterior addressing) as memory, but the stage-1 unit head's
@@ -51,39 +60,52 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                   "runs_dir": "out/runs",
                                   "stage1": "",
                                   "units": "phoneme", "phoneme_targets": "sequence",
+                                  "route": "hard",
                                   "builder": "synthetic_lips",
                                   "batch_size": 0, "downsample": 0, "steps": 0})
     if not args.lang:
-        raise ValueError("configs/finetune.py: the argument needs lang=xx "
-                         "(e.g. configs/finetune.py:small,lang=it,init=memory)")
+        raise ValueError("configs/finetune.py: the argument needs lang=xx, or several as "
+                         "lang=xx+yy (e.g. configs/finetune.py:small,lang=it+pt,init=memory)")
     if args.init not in INITS:
         raise ValueError(f"configs/finetune.py: init must be one of {INITS}, found {args.init!r}")
+    codes = [code for code in args.lang.split("+") if code]
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"configs/finetune.py: lang={args.lang} names a language twice")
     v = args.variant
     config = ml_collections.ConfigDict()
     config.task = "finetune"
     config.seed = 0
     config.lang = args.lang
-    config.data = common.data_config(args, common.data_sources(args, [f"{args.lang}_video"]))
-    config.data.languages = (args.lang,)
+    config.data = common.data_config(args, common.data_sources(args, [f"{c}_video" for c in codes]))
+    config.data.languages = tuple(codes)
     config.model = common.model_config(args, unit_type=args.units,
-                                       phoneme_targets=args.phoneme_targets, languages=[args.lang],
+                                       phoneme_targets=args.phoneme_targets, languages=codes,
                                        memory_addressing=ADDRESSING.get(args.init, "none"))
     # No data.units: stage 3 learns text from video and reads no unit targets.
     config.loss = ml_collections.ConfigDict({  # read by lipjax/tasks/text.py
         "ctc_weight": 0.3,  # (1 - w) CE + w CTC
         "label_smoothing": 0.1,
         "token_dropout": 0.3,  # as stage 2: the decoder reads the states, not its history
+        # Several languages: the language-ID head that routes clips trains on them too (the
+        # weight of stage 1's).
+        "lid_weight": 0.3 if len(codes) > 1 else 0.0,
     })
     config.decoding = ml_collections.ConfigDict({  # joint CTC/attention beam search
         "beam_size": 10,
         "decode_ctc_weight": 0.3,
         "length_penalty": 0.0,
         "max_decode_len": {"tiny": 16, "small": 32, "base": 0}[v],  # 0 = input length
+        # Several languages: which decoder reads a clip when its language is not given
+        # (lipjax/tasks/routing.py); evaluation scores the labelled language's too.
+        "route": args.route,
+        "lid_weight": 1.0,  # soft routing: weight of log P(language) beside the beam score
     })
     config.optim = common.optim_config(lr={"tiny": 1e-3, "small": 1e-3, "base": 3e-4}[v],
                                        warmup_steps={"tiny": 1, "small": 10, "base": 1000}[v])
     config.train = common.train_config(args, {"tiny": 4, "small": 40, "base": 20_000},
-                                       best_metric="wer")
+                                       # several languages: the routed reader is the one
+                                       # a user gets
+                                       best_metric="wer_routed" if len(codes) > 1 else "wer")
     # The loaded weights compete with the fine-tuned ones on validation: on few clips
     # fine-tuning can end worse than it starts (experiments/results/README.md).
     config.train.eval_at_start = args.init != "scratch"
@@ -91,7 +113,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.init = ml_collections.ConfigDict({  # read by lipjax/tasks/finetune.py
         "encoder": "" if args.init == "scratch" else stage1,
         "unit_head": stage1 if args.init == "posterior" else "",
-        "lmdecoder": (os.path.join(args.runs_dir, f"lmdecoder_{args.lang}")
+        "lid": stage1 if len(codes) > 1 and args.init != "scratch" else "",
+        "lmdecoder": ({c: os.path.join(args.runs_dir, f"lmdecoder_{c}") for c in codes}
                       if args.init in ("memory", "posterior", "noread") else ""),
     })
     return config

@@ -7,9 +7,11 @@ print the results.
 
 Steps (each skipped when its output exists, so an interrupted run resumes where it stopped):
 corpus (synthetic_lips, all five languages, + tokenizers) → statistics and preview image →
-stage 1 → stage 2 (it, pt) → stage 3 (it, pt × the methods of experiments/recipe.py) →
+stage 1 → stage 2 (it, pt) → stage 3 (it, pt × the methods of experiments/recipe.py, and one
+model of it and pt whose language-ID head picks the decoder) →
 test-split scores → results.md, results.json, learning_curves.png and one
-memory_attention_<method>.png per memory-reading method in --workdir. `--preset` picks the
+memory_attention_<method>.png per memory-reading method and lid_confusion_<method>.png per
+joint model in --workdir. `--preset` picks the
 size: `demo` (minutes on 2 CPU cores, shows the recipe working) or `reproduce` (the size that
 answers the paper's question, about an hour on 2 cores); `demo_ctc` and `reproduce_ctc` are the
 same without the corpus's per-frame phone labels (stage 1 learns phonemes by CTC on
@@ -29,6 +31,7 @@ from experiments import corpus_preview, report
 from experiments.jobs import run_jobs
 from experiments.recipe import (
     HIGH_RESOURCE,
+    JOINT,
     LOW_RESOURCE,
     MEMORY_METHODS,
     METHODS,
@@ -159,6 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
                              for lang in LOW_RESOURCE},
                "finetune": {lang: {m: done["test_" + run_name("finetune", lang, m)]
                                    for m in methods} for lang in LOW_RESOURCE},
+               "joint": {m: done["test_" + run_name("finetune", JOINT, m)]
+                         for m in recipe.joint},
                "zero_shot": {lang: {m: done[f"zero_shot_{lang}_{m}"] for m in MEMORY_METHODS
                                     if m in methods} for lang in LOW_RESOURCE},
                "memory_read": {m: {k: v for k, v in done[f"memory_attention_{m}"].items()
@@ -177,6 +182,9 @@ def main(argv: list[str] | None = None) -> dict:
         if m in methods:
             report.memory_heatmap(done[f"memory_attention_{m}"],
                                   os.path.join(args.workdir, f"memory_attention_{m}.png"))
+    for m, scores in results["joint"].items():
+        report.language_confusion(scores["confusion"], LOW_RESOURCE,
+                                  os.path.join(args.workdir, f"lid_confusion_{m}.png"))
     print(report.markdown(results))
     print(f"wall time: corpus {timings['corpus']:.0f} s, runs and scoring "
           f"{timings['runs']:.0f} s on {args.workers} worker(s); total {results['seconds']:.0f} s")

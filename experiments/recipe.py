@@ -47,6 +47,9 @@ METHOD_NAMES = {"memory": "proposed: stage-1 encoder + LMDecoder memory (attenti
                 "nomemory": "baseline (b): stage-1 encoder, plain decoder, no memory",
                 "scratch": "baseline (a): lip reader from scratch"}
 MEMORY_METHODS = ("memory", "posterior")  # the methods that read the memory
+# One lip reader for all the low-resource languages: their LMDecoders in one model, the
+# language-ID head picking the decoder (`Recipe.joint`).
+JOINT = "+".join(LOW_RESOURCE)
 PRETRAINED_METHODS = ("memory", "posterior", "noread")  # stage-1 encoder + stage-2 LMDecoder
 FINETUNE_LR = 3e-4  # for PRETRAINED_METHODS, chosen on the it validation split
 # The posterior read's softmax temperature, chosen on the it and pt validation splits before
@@ -60,7 +63,9 @@ class Recipe:
     (keys "units_pretrain", "lmdecoder", "finetune"); `lid_weight` is the weight of the
     low-resource languages' clips in the stage-1 mix (they are there for the LID head);
     `stage3_evals` how many times each stage-3 run is evaluated on validation (and
-    checkpointed) after its start; `downsample` the mouths' pixel averaging in every stage
+    checkpointed) after its start; `joint` the methods also trained as one model of all the
+    low-resource languages (language `JOINT`), whose language-ID head routes each clip to its
+    decoder; `downsample` the mouths' pixel averaging in every stage
     (0 = the variant's, configs/common.py). `frame_labels` lets stage 1 learn phonemes from
     the phone at each frame (frame CE), which only the synthetic corpus knows; without them
     every stage learns from transcripts only, as on a real corpus: stage 1 by CTC on the phone
@@ -78,6 +83,7 @@ class Recipe:
     stage3_evals: int = 6
     downsample: int = 0
     frame_labels: bool = True
+    joint: tuple[str, ...] = ("posterior",)
 
     @property
     def runs_dir(self) -> str:
@@ -172,6 +178,7 @@ class Recipe:
         """Every training run of the recipe: {name: (stage, lang, method)}."""
         runs = [("units_pretrain",)] + [("lmdecoder", lang) for lang in LOW_RESOURCE]
         runs += [("finetune", lang, method) for lang in LOW_RESOURCE for method in self.methods]
+        runs += [("finetune", JOINT, method) for method in self.joint]
         return {run_name(*run): run for run in runs}
 
     def jobs(self) -> list[Job]:
@@ -183,13 +190,20 @@ class Recipe:
         needs = {"memory": ("units_pretrain", "lmdecoder"), "posterior": ("units_pretrain",
                  "lmdecoder"), "noread": ("units_pretrain", "lmdecoder"),
                  "nomemory": ("units_pretrain",), "scratch": ()}
-        after = lambda lang, m: tuple(run_name(s, lang if s == "lmdecoder" else None)
-                                      for s in needs[m])
+
+        def after(lang: str, method: str) -> tuple[str, ...]:  # lang: one code or JOINT
+            return tuple(name for stage in needs[method] for name in (
+                [run_name(stage, code) for code in lang.split("+")] if stage == "lmdecoder"
+                else [run_name(stage)]))
+
         jobs = [train("units_pretrain")]
         jobs += [train("lmdecoder", lang) for lang in LOW_RESOURCE]
         jobs += [train("finetune", lang, m, after=after(lang, m))
                  for m in self.methods for lang in LOW_RESOURCE]
+        jobs += [train("finetune", JOINT, m, after=after(JOINT, m)) for m in self.joint]
         jobs.append(Job("test_units_pretrain", stage1_scores, (self,), ("units_pretrain",)))
+        jobs += [Job("test_" + run_name("finetune", JOINT, m), joint_scores, (self, m),
+                     (run_name("finetune", JOINT, m),)) for m in self.joint]
         jobs += [score("lmdecoder", lang, beam=True) for lang in LOW_RESOURCE]
         jobs += [score("finetune", lang, method, beam=True)
                  for lang in LOW_RESOURCE for method in self.methods]
@@ -288,8 +302,46 @@ def model_scores(config: ml_collections.ConfigDict, model: nnx.Module, *, beam: 
         if beam and hasattr(task, "beam_step"):
             beams = evaluate(task, model, make_eval_step(task, settings, beam=True), config,
                              mesh, loader())
-            scores.update({f"{k}_beam": v for k, v in beams.items() if k in ("wer", "cer")})
+            scores.update({f"{k}_beam": v for k, v in beams.items()
+                           if k.startswith(("wer", "cer", "lid_accuracy"))})
     return scores
+
+
+def joint_scores(recipe: Recipe, method: str) -> dict[str, Any]:
+    """The one model of all the low-resource languages (`Recipe.joint`) on each language's
+    test split, from its best validation step: the language-ID head's accuracy, WER with the
+    decoder it picks (wer_routed; beam: hard and soft routing) and with the clip's labelled
+    language (wer: the oracle routing aims at); and the confusion of the languages it picked
+    ("confusion": counts, rows labelled, columns chosen, in LOW_RESOURCE order)."""
+    config = recipe.stage3_config(JOINT, method)
+    model, step = best_model(config, recipe.run_dir("finetune", JOINT, method))
+    out: dict[str, Any] = {}
+    for code in LOW_RESOURCE:
+        one = ml_collections.ConfigDict(config.to_dict())
+        one.data.sources = [s for s in config.data.sources if s.endswith(f"/{code}_video")]
+        out[code] = {**model_scores(one, model, beam=True), "step": step}
+    out["confusion"] = language_confusion(config, model).tolist()
+    return out
+
+
+def language_confusion(config: ml_collections.ConfigDict, model: nnx.Module,
+                       split: str = "test") -> np.ndarray:
+    """(L, L) counts of the languages a multilingual reader's language-ID head picks on
+    `split` (rows: labelled, columns: chosen, in config.data.languages order)."""
+    from lipjax.tasks.text import chosen_languages
+
+    task = get_task(config.task)
+    mesh = mesh_lib.make_mesh(config.train.get("mesh", None))
+    loader = make_loader(config.data, split, train=False, seed=config.seed, mesh=mesh)
+    with jax.set_mesh(mesh):
+        outputs, batches = eval_outputs(model, make_eval_step(task, task.settings(config)),
+                                        config, mesh, loader)
+    labels, chosen = chosen_languages(outputs, batches)
+    index = [languages.index(c) for c in config.data.languages]
+    counts = np.zeros((len(index), len(index)), np.int64)
+    for a, b in zip(labels, chosen, strict=True):
+        counts[index.index(int(a)), index.index(int(b))] += 1
+    return counts
 
 
 def stage1_outputs(recipe: Recipe, split: str) -> tuple[list[dict], list[dict], int]:

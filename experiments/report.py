@@ -51,6 +51,7 @@ def markdown(results: dict[str, Any]) -> str:
                          f"{_pct(r.get('wer'))} | {_pct(r.get('cer'))} | "
                          f"{_pct(r.get('wer_beam'))} | {_pct(r.get('cer_beam'))} | "
                          f"{_pct(r.get('wer_ctc'))} | {r.get('step')} |")
+    lines += joint_table(results)
     reads = results.get("memory_read", {})
     if any(reads.values()):
         lines += ["", f"## How frames read the memory ({LOW_RESOURCE[0]}, test split)", "",
@@ -83,9 +84,60 @@ def markdown(results: dict[str, Any]) -> str:
     if timings:
         lines += ["", f"Wall time (s), {results.get('workers', 1)} run(s) at a time, so runs "
                   "overlap: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + "."]
-    plots = ["learning_curves.png"] + [f"memory_attention_{m}.png" for m in reads]
+    plots = (["learning_curves.png"] + [f"memory_attention_{m}.png" for m in reads]
+             + [f"lid_confusion_{m}.png" for m in results.get("joint", {})])
     lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in plots) + ".", ""]
     return "\n".join(lines)
+
+
+def joint_table(results: dict[str, Any]) -> list[str]:
+    """results.md lines for the one model of all the low-resource languages: per language, the
+    language-ID head's accuracy and WER with the decoder it picks beside the labelled
+    language's (the oracle)."""
+    joint = results.get("joint", {})
+    if not joint:
+        return []
+    lines = ["", f"## One lip reader for {' and '.join(LOW_RESOURCE)}: the language-ID head "
+             "picks the decoder", "",
+             "No language is given: the language-ID head picks the LMDecoder (routed: the most "
+             "likely language; soft: each language's beam, its score plus log P(language)). "
+             "Oracle: the clip's labelled language, the bound routing aims at.", "",
+             "| language | method | LID accuracy | WER routed | WER oracle | WER routed (beam) "
+             "| WER soft (beam) | WER oracle (beam) | step |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for method, scores in joint.items():
+        for lang in LOW_RESOURCE:
+            r = scores[lang]
+            lines.append(f"| {lang} ({language_name(lang)}) | {METHOD_NAMES[method]} | "
+                         f"{_pct(r.get('lid_accuracy'))} | {_pct(r.get('wer_routed'))} | "
+                         f"{_pct(r.get('wer'))} | {_pct(r.get('wer_routed_beam'))} | "
+                         f"{_pct(r.get('wer_soft_beam'))} | {_pct(r.get('wer_beam'))} | "
+                         f"{r.get('step')} |")
+    return lines
+
+
+def language_confusion(counts: list[list[int]], codes: tuple[str, ...] | list[str],
+                       out_path: str) -> None:
+    """The language-ID head's choices on the test split: rows labelled, columns chosen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(counts)
+    fig, ax = plt.subplots(figsize=(1.2 * len(codes) + 2, 1.2 * len(codes) + 1.5))
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, str(n), ha="center", va="center",
+                color="white" if n > counts.max() / 2 else "black")
+    ax.set_xticks(range(len(codes)), codes)
+    ax.set_yticks(range(len(codes)), codes)
+    ax.set_xlabel("chosen by the language-ID head")
+    ax.set_ylabel("labelled")
+    ax.set_title("language ID, test split")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
 
 
 def write(results: dict[str, Any], out_dir: str) -> None:

@@ -116,3 +116,21 @@ def test_command_line_overrides_of_the_data_block():
     assert (data.split, data.eval_split, data.long_clips) == ("pretrain", "test", "crop")
     assert (data.units, data.unit_vocab) == ("acoustic", 50)
     assert values.config.model.unit_type == "acoustic"
+
+
+def test_finetune_of_several_languages_is_one_reader():
+    from configs import finetune
+
+    one = finetune.get_config("tiny,lang=it,init=posterior,runs_dir=R")
+    both = finetune.get_config("tiny,lang=it+pt,init=posterior,runs_dir=R")
+    assert both.data.sources == ("synthetic_lips/it_video", "synthetic_lips/pt_video")
+    assert both.data.languages == ("it", "pt") and list(both.model.languages) == ["it", "pt"]
+    assert both.init.lmdecoder.to_dict() == {"it": "R/lmdecoder_it", "pt": "R/lmdecoder_pt"}
+    assert both.init.lid == both.init.encoder == "R/units_pretrain"
+    assert both.loss.lid_weight > 0 and both.train.best_metric == "wer_routed"
+    # One language is the same reader with one decoder and no language-ID head to train.
+    assert one.init.lmdecoder.to_dict() == {"it": "R/lmdecoder_it"} and not one.init.lid
+    assert one.loss.lid_weight == 0 and one.train.best_metric == "wer"
+    assert not finetune.get_config("tiny,lang=it+pt,init=scratch").init.lid
+    with pytest.raises(ValueError, match="twice"):
+        finetune.get_config("tiny,lang=it+it")

@@ -1,5 +1,6 @@
 """The whole recipe end to end at tiny size, as `make demo` runs it: corpus → stage 1 → stage 2
-→ stage 3 with every method (two runs at a time, each in its own process) → test scores,
+→ stage 3 with every method and the joint model of it and pt (two runs at a time, each in its
+own process) → test scores,
 results.md / results.json and the plots; every run must have learnt."""
 
 import json
@@ -11,6 +12,7 @@ import pytest
 from experiments import demo
 from experiments.recipe import (
     HIGH_RESOURCE,
+    JOINT,
     LOW_RESOURCE,
     MEMORY_METHODS,
     PRETRAINED_METHODS,
@@ -97,15 +99,29 @@ def test_tiny_demo_end_to_end(tmp_path):
             assert scores["step"] > 0 or method in PRETRAINED_METHODS
             _learnt(runs, "finetune", lang, method)
 
+    # One model of it and pt: the language-ID head picks the decoder; scored per language.
+    joint = results["joint"]["posterior"]
+    for lang in LOW_RESOURCE:
+        scores = joint[lang]
+        for key in ("wer", "wer_routed", "wer_beam", "wer_routed_beam", "wer_soft_beam"):
+            assert rate(scores[key]), (lang, key, scores)
+        assert 0.0 <= scores["lid_accuracy"] <= 1.0
+    # Confusion counts: every test clip of each language once (rows: labelled language).
+    assert [sum(row) for row in joint["confusion"]] == [6] * len(LOW_RESOURCE)
+    for i, lang in enumerate(LOW_RESOURCE):
+        assert joint["confusion"][i][i] / 6 == pytest.approx(joint[lang]["lid_accuracy"])
+    _learnt(runs, "finetune", JOINT, "posterior")
+
     saved = json.loads((workdir / "results.json").read_text())
     assert saved["finetune"].keys() == results["finetune"].keys()
     table = (workdir / "results.md").read_text()
     for lang in LOW_RESOURCE:
         # A row per method, and one per memory method before fine-tuning.
-        rows = len(TESTED) + len(MEMORY_METHODS)
+        rows = len(TESTED) + len(MEMORY_METHODS) + 1  # + the joint model's row
         assert sum(line.startswith(f"| {lang} (") for line in table.splitlines()) == rows
     for plot in ("learning_curves.png", "memory_attention_memory.png",
-                 "memory_attention_posterior.png", "corpus_preview.png"):
+                 "memory_attention_posterior.png", "corpus_preview.png",
+                 "lid_confusion_posterior.png"):
         assert (workdir / plot).stat().st_size > 10_000, plot
     for run in ("units_pretrain", "lmdecoder_it", "finetune_pt_scratch"):
         assert (workdir / "runs" / "logs" / f"{run}.log").exists()

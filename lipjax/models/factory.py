@@ -258,5 +258,10 @@ def lipreader(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> LipReader:
                           temperature=get(config, "memory_temperature"), dtype=dtype, rngs=rngs)
         if addressing == "posterior":
             head = unit_head(config, rngs)
-    return LipReader(visual, language_decoders(config, rngs), read, head,
-                     memory_units=get(config, "memory_units"))
+    decoders = language_decoders(config, rngs)
+    # Several languages: the language-ID head (stage 1's, over every registered language, so
+    # its weights load) picks the decoder when the clip's language is not given.
+    lid = (LanguageID(get(config, "dim"), num_languages(config), dtype=dtype, rngs=rngs)
+           if len(decoders.codes) > 1 else None)
+    return LipReader(visual, decoders, read, head, memory_units=get(config, "memory_units"),
+                     lid=lid)

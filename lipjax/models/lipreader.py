@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lipjax import languages
 from lipjax.models import visemes as viseme_groups
 from lipjax.models.conformer import Encoder
 from lipjax.models.frontend import Frontend
@@ -147,7 +148,7 @@ class LipReader(nnx.Module):
 
     def __init__(self, visual: VisualEncoder, decoders: LanguageDecoders,
                  memory_read: MemoryRead | None, unit_head: UnitHead | None = None,
-                 memory_units: str = "units") -> None:
+                 memory_units: str = "units", lid: LanguageID | None = None) -> None:
         if memory_read is not None and memory_read.addressing == "posterior" and not unit_head:
             raise ValueError("posterior memory addressing needs the stage-1 unit head")
         if memory_units not in MEMORY_UNITS:
@@ -157,6 +158,7 @@ class LipReader(nnx.Module):
         self.memory_read = nnx.data(memory_read)
         self.unit_head = nnx.data(unit_head)
         self.memory_units = memory_units
+        self.lid = nnx.data(lid)
 
     def _read_inputs(self, states: jax.Array, code: str,
                      ) -> tuple[jax.Array, jax.Array | None, jax.Array | None]:
@@ -191,7 +193,23 @@ class LipReader(nnx.Module):
     def encode(self, video: jax.Array, mask: jax.Array, language: jax.Array,
                ) -> tuple[jax.Array, jax.Array]:
         """Clip → (the chosen LMDecoder's memory-encoder states (B, T, D), their mask)."""
-        states = self.visual(video, mask)
+        return self.encode_states(self.visual(video, mask), mask, language)
+
+    def language_logits(self, states: jax.Array, mask: jax.Array) -> jax.Array:
+        """(B, L) float32 language-ID logits over this reader's languages (decoders.codes,
+        in order) from the visual states: the stage-1 head scores every registered language,
+        and only those with a decoder can be chosen."""
+        if self.lid is None:
+            raise ValueError("language_logits: this lip reader has no language-ID head (it is "
+                             "built for several languages, config model.languages)")
+        index = jnp.asarray([languages.index(c) for c in self.decoders.codes], jnp.int32)
+        return self.lid(states, mask)[:, index]
+
+    def encode_states(self, states: jax.Array, mask: jax.Array, language: jax.Array,
+                      ) -> tuple[jax.Array, jax.Array]:
+        """Visual states → (language `language`'s memory-encoder states, their mask): the
+        memory read and the LMDecoder encoder, so that several languages can be tried on one
+        pass of the visual encoder."""
         if self.memory_read is not None:
             codes = self.decoders.codes
             position = None if len(codes) == 1 else language_positions(language, codes)

@@ -83,17 +83,25 @@ class LMDecoder(nnx.Module):
 
 
 def language_positions(language: jax.Array, codes: Sequence[str]) -> jax.Array:
-    """Global LID indices (B,) → positions in `codes` (0 for a language not in `codes`)."""
+    """Global LID indices (B,) → positions in `codes`; -1 for a language not in `codes`."""
     idx = jnp.asarray([languages.index(c) for c in codes], jnp.int32)
-    return jnp.argmax(language[:, None] == idx[None], axis=1)
+    hit = language[:, None] == idx[None]
+    return jnp.where(hit.any(axis=1), jnp.argmax(hit, axis=1), -1)
 
 
 def select(outputs: list[jax.Array], positions: jax.Array | None) -> jax.Array:
-    """Per example b, outputs[positions[b]][b]."""
+    """Per example b, outputs[positions[b]][b]. A row whose language has no decoder
+    (position -1) is NaN in floating outputs, so that a loss or score over it is loudly wrong
+    rather than quietly another language's (the loaders already refuse such clips)."""
+    if positions is None:
+        return outputs[0]
     out = outputs[0]
     for i, other in enumerate(outputs[1:], start=1):
         keep = (positions == i).reshape((-1,) + (1,) * (other.ndim - 1))
         out = jnp.where(keep, other, out)
+    if jnp.issubdtype(out.dtype, jnp.floating):
+        unknown = (positions < 0).reshape((-1,) + (1,) * (out.ndim - 1))
+        out = jnp.where(unknown, jnp.nan, out)
     return out
 
 

@@ -8,9 +8,13 @@ plain decoder), with `init.lmdecoder` too ablation (c). Checkpoints (config.init
 tasks/common.py):
   - init.encoder: stage-1 workdir → model.visual (frontend + visual encoder)
   - init.unit_head: stage-1 workdir → model.unit_head (posterior addressing)
+  - init.lid: stage-1 workdir → model.lid (the language-ID head; readers of several languages)
   - init.lmdecoder: stage-2 workdir (one for all languages) or {code: workdir} →
     model.decoders.lmdecoders[code]
 Batches may mix languages (each example goes to its language's LMDecoder; see lmdecoder.py).
+A reader of several languages (config model.languages) has a language-ID head: trained with
+loss.lid_weight, it picks the decoder at inference (tasks/routing.py), and evaluation scores
+both the labelled language's decoder (wer) and the routed one (wer_routed, lid_accuracy).
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from flax import nnx
 
 from lipjax.models import factory
 from lipjax.models.lipreader import LipReader
-from lipjax.tasks import text
+from lipjax.models.lmdecoder import language_positions
+from lipjax.tasks import routing, text
 from lipjax.tasks.common import load_subtrees
 from lipjax.tasks.text import TextSettings
+from lipjax.tasks.units_pretrain import lid_loss
 
 log = logging.getLogger(__name__)  # lipjax.*: shown on process 0 by lipjax.train
 
@@ -53,18 +59,55 @@ def encode(model: LipReader, batch: dict[str, jax.Array],
 
 def loss_fn(model: LipReader, batch: dict[str, jax.Array], rngs: nnx.Rngs | None,
             settings: TextSettings) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """The text loss (`text.text_loss`); `rngs` drops decoder input tokens."""
-    return text.text_loss(model, *encode(model, batch, settings), batch, settings, rngs)
+    """The text loss (`text.text_loss`); `rngs` drops decoder input tokens. A reader of
+    several languages adds loss.lid_weight × its language-ID head's cross-entropy over its
+    languages, so the head that will pick the decoder learns these clips too."""
+    video, mask = batch["video"], batch["video_mask"]
+    states = model.visual(video, mask)
+    loss, out = text.text_loss(model, *model.encode_states(states, mask, batch["language"]),
+                               batch, settings, rngs)
+    if model.lid is not None and settings.lid_weight > 0:
+        target = language_positions(batch["language"], model.decoders.codes)
+        lid, accuracy = lid_loss(model.language_logits(states, mask), target)
+        loss = loss + settings.lid_weight * lid
+        out.update(loss=loss, lid_loss=lid, lid_accuracy=accuracy)
+    return loss, out
 
 
 def eval_step(model: LipReader, batch: dict[str, jax.Array],
               settings: TextSettings) -> dict[str, jax.Array]:
-    return text.greedy_step(encode, model, batch, settings)
+    """Greedy decoding by the clip's own language's decoder; a reader of several languages
+    also decodes by the language its language-ID head picks ("tokens_routed")."""
+    states, mask = model.visual(batch["video"], batch["video_mask"]), batch["video_mask"]
+    decode = lambda language: text.greedy_decode(
+        model, *model.encode_states(states, mask, language), language, settings)
+    out = decode(batch["language"])
+    if model.lid is not None:
+        chosen = routing.hard(model, states, mask)
+        routed = decode(chosen)
+        out.update(tokens_routed=routed["tokens"], tokens_routed_len=routed["tokens_len"],
+                   tokens_routed_language=chosen)
+    return out
 
 
 def beam_step(model: LipReader, batch: dict[str, jax.Array],
               settings: TextSettings) -> dict[str, jax.Array]:
-    return text.beam_step(encode, model, batch, settings)
+    """The beam search by the clip's own language's decoder; a reader of several languages
+    adds the hard and the soft routing's (tasks/routing.py)."""
+    states, mask = model.visual(batch["video"], batch["video_mask"]), batch["video_mask"]
+    decode = lambda language: text.beam_decode(
+        model, *model.encode_states(states, mask, language), language, settings)
+    tokens, lengths, _ = decode(batch["language"])
+    out = {"tokens": tokens, "tokens_len": lengths}
+    if model.lid is not None:
+        chosen = routing.hard(model, states, mask)
+        tokens, lengths, _ = decode(chosen)
+        out.update(tokens_routed=tokens, tokens_routed_len=lengths,
+                   tokens_routed_language=chosen)
+        tokens, lengths, chosen = routing.soft(decode, model, states, mask,
+                                               settings.route_lid_weight)
+        out.update(tokens_soft=tokens, tokens_soft_len=lengths, tokens_soft_language=chosen)
+    return out
 
 
 def check_unit_type(config: ml_collections.ConfigDict, path: str, stage: str) -> None:
@@ -106,6 +149,13 @@ def load_pretrained(model: LipReader, config: ml_collections.ConfigDict) -> None
         n = load_unit_head(model.unit_head, restore_params(head_path)["unit_head"],
                            f"{head_path}: model/unit_head")
         log.info("Loaded %d arrays (unit head) from %s", n, head_path)
+    lid_path = init.get("lid", None)
+    if lid_path:
+        if model.lid is None:
+            raise ValueError("config init.lid is set but the model has no language-ID head "
+                             "(it has one when config model.languages names several)")
+        n = load_subtrees(model, lid_path, [(("lid",), ("lid",))])
+        log.info("Loaded %d arrays (language-ID head) from %s", n, lid_path)
     lm = init.get("lmdecoder", None)
     if lm:
         paths = {c: lm for c in model.decoders.codes} if isinstance(lm, str) else dict(lm)

@@ -21,6 +21,7 @@ from lipjax import decoding, languages, losses, metrics
 from lipjax.models import factory
 from lipjax.models.decoder import shift_targets
 from lipjax.schema import PAD, UNK
+from lipjax.tasks import routing
 from lipjax.tasks.common import ids_to_text, valid_rows
 from lipjax.units.targets import UnitTargets
 
@@ -43,6 +44,9 @@ class TextSettings:
     frame_mix: float = 0.0
     viseme_mix: float = 0.0
     viseme_noise: float = 0.0
+    lid_weight: float = 0.0  # loss.lid_weight: a multilingual reader's language-ID loss
+    route: str = "hard"  # decoding.route (tasks/routing.py)
+    route_lid_weight: float = 1.0  # decoding.lid_weight: soft routing's log P(language) weight
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> TextSettings:
@@ -57,7 +61,10 @@ class TextSettings:
                    max_decode_len=int(dec.max_decode_len),
                    frame_mix=float(loss.get("frame_mix", 0.0)),
                    viseme_mix=float(loss.get("viseme_mix", 0.0)),
-                   viseme_noise=float(loss.get("viseme_noise", 0.0)))
+                   viseme_noise=float(loss.get("viseme_noise", 0.0)),
+                   lid_weight=float(loss.get("lid_weight", 0.0)),
+                   route=routing.check_route(str(dec.get("route", "hard"))),
+                   route_lid_weight=float(dec.get("lid_weight", 1.0)))
 
     def decode_len(self, frames: int) -> int:
         """Longest hypothesis: config decoding.max_decode_len, 0 = as many as input frames."""
@@ -109,7 +116,12 @@ def greedy_step(encode: Encode, model: Any, batch: dict[str, jax.Array],
                 settings: TextSettings) -> dict[str, jax.Array]:
     """Greedy attention decoding and greedy CTC decoding (model in eval mode)."""
     states, mask = encode(model, batch, settings)
-    language = batch["language"]
+    return greedy_decode(model, states, mask, batch["language"], settings)
+
+
+def greedy_decode(model: Any, states: jax.Array, mask: jax.Array, language: jax.Array,
+                  settings: TextSettings) -> dict[str, jax.Array]:
+    """`greedy_step` on encoded states, read by `language`'s decoders (B,)."""
     tokens, lengths = decoding.attention_greedy(model.decoders.decode, states, mask, language,
                                                 settings.decode_len(mask.shape[1]))
     ctc, ctc_len = decoding.ctc_greedy(model.decoders.ctc_logits(states, language), mask)
@@ -121,26 +133,58 @@ def beam_step(encode: Encode, model: Any, batch: dict[str, jax.Array],
     """Joint CTC/attention beam search (config decoding.beam_size, decode_ctc_weight,
     length_penalty) for final evaluations."""
     states, mask = encode(model, batch, settings)
-    language = batch["language"]
+    tokens, lengths, _ = beam_decode(model, states, mask, batch["language"], settings)
+    return {"tokens": tokens, "tokens_len": lengths}
+
+
+def beam_decode(model: Any, states: jax.Array, mask: jax.Array, language: jax.Array,
+                settings: TextSettings) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`beam_step` on encoded states: (tokens, lengths, the best hypothesis' score (B,))."""
     decoders = model.decoders
-    tokens, lengths, _ = decoding.beam_search(
+    return decoding.beam_search(
         decoders.decode, states, mask, language, decoders.ctc_logits(states, language),
         beam=settings.beam_size, ctc_weight=settings.decode_ctc_weight,
         length_penalty=settings.length_penalty, max_len=settings.decode_len(mask.shape[1]))
-    return {"tokens": tokens, "tokens_len": lengths}
+
+
+# Routed hypotheses (tasks/routing.py) a multilingual reader's steps add, by output key: the
+# suffix of their metric names. Each comes with "<key>_language", the language that wrote it.
+ROUTED = {"tokens_routed": "_routed", "tokens_soft": "_soft"}
 
 
 def eval_counts(outputs: list[dict[str, np.ndarray]], batches: list[dict],
                 config: ml_collections.ConfigDict) -> dict[str, metrics.Counts]:
     """wer / cer of the attention decoder; wer_ctc of the CTC head (text from the language's
     SentencePiece model in config.data.data_dir, references from batch["text"]), as their
-    sums over this host's valid rows, so hosts can add them."""
+    sums over this host's valid rows, so hosts can add them. A multilingual reader's outputs
+    add wer / cer of each routing (e.g. wer_routed: the language-ID head chose the decoder)
+    and lid_accuracy (lid_accuracy_soft) of the language it chose."""
     refs, hyps = texts(outputs, batches, config)
     result = {"wer": metrics.wer_counts(refs, hyps), "cer": metrics.cer_counts(refs, hyps)}
     if outputs and all("ctc_tokens" in o for o in outputs):
         _, ctc_hyps = texts(outputs, batches, config, key="ctc_tokens")
         result["wer_ctc"] = metrics.wer_counts(refs, ctc_hyps)
+    for key, suffix in ROUTED.items():
+        if outputs and all(key in o for o in outputs):
+            _, routed = texts(outputs, batches, config, key=key)
+            result["wer" + suffix] = metrics.wer_counts(refs, routed)
+            result["cer" + suffix] = metrics.cer_counts(refs, routed)
+            labels, chosen = chosen_languages(outputs, batches, key)
+            result["lid_accuracy" + suffix.replace("_routed", "")] = metrics.lid_counts(
+                labels, chosen)
     return result
+
+
+def chosen_languages(outputs: list[dict[str, np.ndarray]], batches: list[dict],
+                     key: str = "tokens_routed") -> tuple[np.ndarray, np.ndarray]:
+    """(labelled, chosen) registered-language indices of every valid clip, for the routed
+    hypotheses `key` (what a confusion matrix is drawn from)."""
+    labels, chosen = [], []
+    for out, batch in zip(outputs, batches, strict=True):
+        valid = valid_rows(batch)
+        labels.append(np.asarray(batch["language"])[valid])
+        chosen.append(np.asarray(out[f"{key}_language"])[valid])
+    return np.concatenate(labels), np.concatenate(chosen)
 
 
 def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
@@ -156,7 +200,9 @@ def eval_metrics(outputs: list[dict[str, np.ndarray]], batches: list[dict],
 
 def texts(outputs: list[dict[str, np.ndarray]], batches: list[dict], config: Any,
           key: str = "tokens") -> tuple[list[str], list[str]]:
-    """(references, hypotheses) for every valid example of the evaluated batches."""
+    """(references, hypotheses) for every valid example of the evaluated batches; the
+    hypotheses are `outputs[key]`, written in `outputs[key + "_language"]` where it exists
+    (routed decoding), else in the clip's labelled language."""
     codes = languages.codes()
     refs, hyps = [], []
     for out, batch in zip(outputs, batches, strict=True):
@@ -165,6 +211,9 @@ def texts(outputs: list[dict[str, np.ndarray]], batches: list[dict], config: Any
                 continue
             lang = codes[int(np.asarray(batch["language"])[i])]
             refs.append(languages.get(lang).normalize(str(text)))
-            hyps.append(ids_to_text(out[key][i], int(out[f"{key}_len"][i]), lang,
+            # A routed hypothesis is in the vocabulary of the language that wrote it.
+            wrote = codes[int(np.asarray(out[f"{key}_language"])[i])] if (
+                f"{key}_language" in out) else lang
+            hyps.append(ids_to_text(out[key][i], int(out[f"{key}_len"][i]), wrote,
                                     str(config.data.data_dir)))
     return refs, hyps

@@ -1,0 +1,212 @@
+"""One lip reader for several languages: its language-ID head picks the decoder (hard and soft
+routing), evaluation scores the labelled and the routed decoder, stage 1's head loads, and a
+clip of a language without a decoder is never read by another language's."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from flax import nnx
+
+from lipjax import languages
+from lipjax.metrics import wer
+from lipjax.models import factory
+from lipjax.tasks import get_task, routing, text
+from lipjax.tasks.common import WEIGHTS, ids_to_text
+from lipjax.units.tokenizer import train_tokenizer
+
+B, T, HW, L = 4, 10, 24, 5
+UNITS = 12
+CODES = ("es", "it")
+TEXTS = {"es": ["hola mundo", "buenos dias amigo", "la casa es grande", "el perro come pan"],
+         "it": ["ciao mondo", "buon giorno amico", "la casa grande", "il cane mangia pane"]}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    for code in CODES:
+        train_tokenizer(TEXTS[code] * 6, languages.get(code).tokenizer_path(d), vocab_size=40)
+    return d
+
+
+def _config(data_dir, codes=CODES, **model):
+    model = factory.model_config("tiny", unit_vocab=UNITS, unit_type="acoustic",
+                                 languages=codes, **model)
+    return ml_collections.ConfigDict({
+        "task": "finetune", "model": model, "train": {"dtype": "float32", "remat": False},
+        "loss": {"ctc_weight": 0.3, "label_smoothing": 0.1, "token_dropout": 0.0,
+                 "lid_weight": 0.5},
+        "decoding": {"beam_size": 3, "decode_ctc_weight": 0.3, "length_penalty": 0.0,
+                     "max_decode_len": 6, "route": "hard", "lid_weight": 1.0},
+        "data": {"data_dir": str(data_dir)}, "init": {}})
+
+
+def _batch(labels, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = np.arange(T)[None] < np.array([T, T - 3, T, T - 1])[:, None]
+    return {"video": rng.normal(size=(B, T, HW, HW)).astype(np.float32), "video_mask": mask,
+            "tokens": rng.integers(4, 30, (B, L)).astype(np.int32),
+            "token_mask": np.arange(L)[None] < np.array([L, 2, 3, L])[:, None],
+            "language": np.array([languages.index(c) for c in labels], np.int32),
+            "text": np.array([TEXTS.get(c, TEXTS["es"])[i] for i, c in enumerate(labels)],
+                             object)}
+
+
+def _device(batch):
+    return {k: jnp.asarray(v) for k, v in batch.items() if v.dtype != object}
+
+
+def _model(config, seed=0):
+    model = get_task("finetune").create_model(config, nnx.Rngs(seed))
+    model.eval()
+    return model
+
+
+def _prefer(model, code, margin=50.0):
+    """Makes the language-ID head pick `code` for every clip, by its output bias."""
+    bias = model.lid.out.bias
+    bias.value = bias.value.at[languages.index(code)].add(margin)
+
+
+def _step(name, model, batch, settings):
+    step = nnx.jit(getattr(get_task("finetune"), name), static_argnames="settings")
+    return jax.tree.map(np.asarray, step(model, batch, settings=settings))
+
+
+def test_one_language_has_no_head_several_have_one(data_dir):
+    assert _model(_config(data_dir, codes=("es",))).lid is None
+    model = _model(_config(data_dir))
+    assert model.lid is not None
+    # Stage 1's head scores every registered language: the same shape loads from it.
+    assert model.lid.out.bias.value.shape == (len(languages.codes()),)
+
+
+@pytest.mark.parametrize("chosen", CODES)
+def test_hard_routing_decodes_with_the_chosen_language(data_dir, chosen):
+    config = _config(data_dir)
+    settings = text.TextSettings.from_config(config)
+    model = _model(config)
+    _prefer(model, chosen)
+    labels = ["es", "it", "it", "es"]
+    host = _batch(labels)
+    out = _step("eval_step", model, _device(host), settings)
+    assert (out["tokens_routed_language"] == languages.index(chosen)).all()
+    # The routed hypotheses are exactly the labelled-language decoding of the same clips
+    # labelled `chosen`.
+    as_chosen = _step("eval_step", model, _device({**host, "language": np.full(
+        B, languages.index(chosen), np.int32)}), settings)
+    np.testing.assert_array_equal(out["tokens_routed"], as_chosen["tokens"])
+    np.testing.assert_array_equal(out["tokens_routed_len"], as_chosen["tokens_len"])
+    result = get_task("finetune").eval_metrics([out], [host], config)
+    assert result["lid_accuracy"] == pytest.approx(labels.count(chosen) / B)
+    # wer_routed reads each hypothesis with the tokenizer of the language that wrote it.
+    refs = [languages.get(c).normalize(t) for c, t in zip(labels, host["text"], strict=True)]
+    hyps = [ids_to_text(out["tokens_routed"][i], int(out["tokens_routed_len"][i]), chosen,
+                        str(data_dir)) for i in range(B)]
+    assert result["wer_routed"] == pytest.approx(wer(refs, hyps))
+    assert {"wer", "cer", "wer_ctc", "wer_routed", "cer_routed", "lid_accuracy"} == set(result)
+
+
+def test_soft_routing_weighs_beam_scores_with_the_language_posterior(data_dir):
+    config = _config(data_dir)
+    model = _model(config, seed=3)
+    batch = _device(_batch(["es", "it", "es", "it"], seed=1))
+    states = model.visual(batch["video"], batch["video_mask"])
+    mask = batch["video_mask"]
+    settings = text.TextSettings.from_config(config)
+
+    def decode(language):
+        return text.beam_decode(model, *model.encode_states(states, mask, language), language,
+                                settings)
+
+    logp = np.asarray(routing.language_log_probs(model, states, mask))
+    per_language = [decode(jnp.full((B,), languages.index(c), jnp.int32)) for c in CODES]
+    scores = np.stack([np.asarray(s) for _, _, s in per_language], axis=1)
+    for weight in (0.0, 1.0, 1e4):
+        tokens, lengths, chosen = routing.soft(decode, model, states, mask, weight)
+        best = np.argmax(scores + weight * logp, axis=1)
+        want = np.array([languages.index(CODES[i]) for i in best])
+        np.testing.assert_array_equal(np.asarray(chosen), want)
+        for row, i in enumerate(best):
+            np.testing.assert_array_equal(np.asarray(tokens)[row],
+                                          np.asarray(per_language[i][0])[row])
+            assert int(lengths[row]) == int(per_language[i][1][row])
+    # A weight that dwarfs the beam scores follows the language-ID head alone.
+    _, _, chosen = routing.soft(decode, model, states, mask, 1e4)
+    np.testing.assert_array_equal(np.asarray(chosen),
+                                  np.asarray(routing.hard(model, states, mask)))
+
+
+def test_beam_step_reports_hard_and_soft_routing(data_dir):
+    config = _config(data_dir)
+    model = _model(config)
+    _prefer(model, "it")
+    host = _batch(["it", "it", "es", "it"])
+    settings = text.TextSettings.from_config(config)
+    out = _step("beam_step", model, _device(host), settings)
+    assert {"tokens_routed", "tokens_soft", "tokens_soft_language"} <= set(out)
+    result = get_task("finetune").eval_metrics([out], [host], config)
+    assert result["lid_accuracy"] == pytest.approx(0.75)
+    assert {"wer_soft", "cer_soft", "lid_accuracy_soft"} <= set(result)
+
+
+def test_language_id_loss_trains_the_head(data_dir):
+    config = _config(data_dir)
+    task = get_task("finetune")
+    settings = task.settings(config)
+    model = task.create_model(config, nnx.Rngs(0))
+    model.eval()  # no dropout: the two losses below see the same network
+    batch = _device(_batch(["es", "it", "it", "es"]))
+    grad_fn = nnx.value_and_grad(lambda m: task.loss_fn(m, batch, None, settings), has_aux=True)
+    (loss, metrics), grads = nnx.jit(grad_fn)(model)
+    assert {"lid_loss", "lid_accuracy"} <= set(metrics) and np.isfinite(float(loss))
+    assert np.abs(np.asarray(grads["lid"]["out"]["kernel"].value)).max() > 0
+    # Without the weight the head gets no gradient and the loss is the text loss alone.
+    config.loss.lid_weight = 0.0
+    (loss0, metrics0), grads0 = nnx.jit(nnx.value_and_grad(
+        lambda m: task.loss_fn(m, batch, None, task.settings(config)), has_aux=True))(model)
+    assert "lid_loss" not in metrics0
+    assert float(loss) == pytest.approx(float(loss0) + 0.5 * float(metrics["lid_loss"]),
+                                        rel=1e-5)
+    assert np.abs(np.asarray(grads0["lid"]["out"]["kernel"].value)).max() == 0
+
+
+def test_a_language_without_decoder_is_never_read_by_another(data_dir):
+    model = _model(_config(data_dir))
+    batch = _device(_batch(["es", "en", "it", "es"]))
+    states, mask = model.encode(batch["video"], batch["video_mask"], batch["language"])
+    logits = np.asarray(model.decoders.ctc_logits(states, batch["language"]))
+    assert np.isnan(logits[1]).all()
+    assert np.isfinite(logits[[0, 2, 3]]).all()
+
+
+def test_stage_one_language_id_head_loads(data_dir, tmp_path):
+    stage1_config = ml_collections.ConfigDict({
+        "task": "units_pretrain", "train": {"dtype": "float32", "remat": False},
+        "model": factory.model_config("tiny", unit_vocab=UNITS, unit_type="acoustic"),
+        "loss": {"lid_weight": 0.3}})
+    stage1 = get_task("units_pretrain").create_model(stage1_config, nnx.Rngs(5))
+    with ocp.CheckpointManager(tmp_path / "s1" / "checkpoints") as mngr:
+        state = {"model": nnx.state(stage1, WEIGHTS).to_pure_dict(), "step": 2}
+        mngr.save(2, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
+        mngr.wait_until_finished()
+    config = _config(data_dir)
+    config.init = {"encoder": str(tmp_path / "s1"), "lid": str(tmp_path / "s1")}
+    model = get_task("finetune").create_model(config, nnx.Rngs(9))
+    get_task("finetune").load_pretrained(model, config)
+    jax.tree.map(np.testing.assert_array_equal, nnx.state(model.lid, WEIGHTS).to_pure_dict(),
+                 nnx.state(stage1.lid, WEIGHTS).to_pure_dict())
+    single = _config(data_dir, codes=("es",))
+    single.init = {"lid": str(tmp_path / "s1")}
+    with pytest.raises(ValueError, match="no language-ID head"):
+        get_task("finetune").load_pretrained(_model(single), single)
+
+
+def test_route_setting_is_checked(data_dir):
+    config = _config(data_dir)
+    config.decoding.route = "best"
+    with pytest.raises(ValueError, match="decoding.route"):
+        text.TextSettings.from_config(config)

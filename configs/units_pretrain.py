@@ -23,10 +23,19 @@ configs/common.py); langs (`+`-separated, default en+es+fr: without sources, the
 (per-frame CE over k-means units), the same argument and default as stages 2 and 3;
 phoneme_targets sequence (CTC) | frames (frame CE on the phone at each frame, synthetic
 corpora only: see lipjax/tasks/units_pretrain.py); data_dir; builder (default synthetic_lips);
-batch_size; downsample (configs/common.py); steps.
+batch_size; downsample (configs/common.py); steps; init_from (a directory written by
+`python -m lipjax.io.convert`: the model takes the converted architecture from its config.json
+and starts from its front end + encoder, with fresh unit and language-ID heads), e.g.
+
+    python -m lipjax.io.convert auto_avsr vsr_trlrs3vox2_base.pth out/pretrained/auto_avsr
+    python -m lipjax.train --config=configs/units_pretrain.py:base,init_from=\
+out/pretrained/auto_avsr --workdir out/runs/units_pretrain
 """
 
 from __future__ import annotations
+
+import json
+import os
 
 import ml_collections
 
@@ -36,7 +45,8 @@ from configs import common
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = common.parse_arg(arg, {"langs": "en+es+fr", "sources": "", "units": "phoneme",
                                   "phoneme_targets": "sequence", "builder": "synthetic_lips",
-                                  "batch_size": 0, "downsample": 0, "steps": 0})
+                                  "batch_size": 0, "downsample": 0, "steps": 0,
+                                  "init_from": ""})
     v = args.variant
     langs = [code for code in args.langs.split("+") if code]
     config = ml_collections.ConfigDict()
@@ -46,7 +56,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             args, common.data_sources(args, [f"{code}_video" for code in langs]))
     config.data.tokenize = False  # stage 1 needs no text tokens
     config.model = common.model_config(args, unit_type=args.units, languages=langs,
-                                       phoneme_targets=args.phoneme_targets)
+                                       phoneme_targets=args.phoneme_targets,
+                                       **converted_model(args.init_from))
     common.link_units(config)
     from lipjax.models import factory
 
@@ -65,4 +76,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         args, {"tiny": 4, "small": 500, "base": 60_000},
         best_metric="per")  # unit error rate (phones or acoustic units)
     config.init = ml_collections.ConfigDict()
+    if args.init_from:  # read by lipjax/tasks/units_pretrain.py (load_pretrained)
+        config.init.encoder = os.path.abspath(args.init_from)
     return config
+
+
+def converted_model(path: str) -> dict:
+    """The model values of a converted checkpoint (its config.json, lipjax/io/convert.py), which
+    replace the variant's sizes: the weights fit no other architecture."""
+    if not path:
+        return {}
+    saved = os.path.join(path, "config.json")
+    if not os.path.exists(saved):
+        raise FileNotFoundError(f"config argument init_from={path}: no {saved}; write the "
+                                f"directory with `python -m lipjax.io.convert KIND CHECKPOINT "
+                                f"{path}`")
+    with open(saved) as f:
+        return dict(json.load(f)["model"])

@@ -167,10 +167,8 @@ def reference():
 
 @pytest.fixture(scope="module")
 def expected(reference):
-    video, mask = ref.clips(LENGTHS, SIZE, seed=1)
-    with torch.no_grad():
-        outs = [reference(ref.normalised(video[i:i + 1, :n])) for i, n in enumerate(LENGTHS)]
-    return video, mask, [s[0].numpy() for s, _ in outs], [c[0].numpy() for _, c in outs]
+    video, mask, outs = ref.run_per_clip(reference, LENGTHS, SIZE, seed=1)
+    return video, mask, [s for s, _ in outs], [c for _, c in outs]
 
 
 def save(tmp_path, state: dict, name: str = "model.pth") -> str:

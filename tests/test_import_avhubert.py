@@ -139,11 +139,7 @@ def reference():
 
 @pytest.fixture(scope="module")
 def expected(reference):
-    video, mask = ref.clips(LENGTHS, SIZE, seed=2)
-    with torch.no_grad():
-        outs = [reference(ref.normalised(video[i:i + 1, :n]))[0].numpy()
-                for i, n in enumerate(LENGTHS)]
-    return video, mask, outs
+    return ref.run_per_clip(reference, LENGTHS, SIZE, seed=2)
 
 
 def fairseq_file(tmp_path, reference, finetuned: bool, marker: str) -> str:

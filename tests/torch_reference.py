@@ -114,6 +114,17 @@ def normalised(pixels: np.ndarray) -> torch.Tensor:
                             .astype(np.float32))
 
 
+def run_per_clip(model: torch.nn.Module, lengths: list[int], size: int, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray, list]:
+    """Random padded clips, and the reference's outputs on each clip alone (no padding: what
+    the lipjax model must reproduce at the valid frames of the padded batch), as numpy."""
+    video, mask = clips(lengths, size, seed)
+    with torch.no_grad():
+        outs = [model(normalised(video[i:i + 1, :n])) for i, n in enumerate(lengths)]
+    to_numpy = lambda y: tuple(z[0].numpy() for z in y) if isinstance(y, tuple) else y[0].numpy()
+    return video, mask, [to_numpy(y) for y in outs]
+
+
 def max_abs_diff(ours: np.ndarray, reference: list[np.ndarray], lengths: list[int]) -> float:
     """Largest |ours - reference| over the valid frames of each clip; padded frames of ours must
     be zero."""

@@ -13,6 +13,7 @@ phoneme_targets:
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import jax
 import jax.numpy as jnp
@@ -24,8 +25,10 @@ from flax import nnx
 from lipjax import decoding, losses, metrics
 from lipjax.models import factory
 from lipjax.models.lipreader import VisualUnitModel
-from lipjax.tasks.common import valid_rows
+from lipjax.tasks.common import load_subtrees, valid_rows
 from lipjax.units.targets import UnitTargets
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +46,16 @@ def settings(config: ml_collections.ConfigDict) -> UnitSettings:
 
 def create_model(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> VisualUnitModel:
     return factory.visual_unit_model(config, rngs)
+
+
+def load_pretrained(model: VisualUnitModel, config: ml_collections.ConfigDict) -> None:
+    """config init.encoder (configs/units_pretrain.py `init_from`): the front end + encoder of a
+    converted pretrained checkpoint (lipjax/io/convert.py) or of an earlier stage-1 run; the
+    unit and language-ID heads stay as initialised."""
+    path = (config.get("init", None) or {}).get("encoder", "")
+    if path:
+        n = load_subtrees(model, path, [(("visual",), ("visual",))])
+        log.info("Loaded %d arrays (front end + encoder) from %s", n, path)
 
 
 def loss_fn(model: VisualUnitModel, batch: dict[str, jax.Array], rngs: nnx.Rngs | None,

@@ -110,11 +110,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # fine-tuning can end worse than it starts (experiments/results/README.md).
     config.train.eval_at_start = args.init != "scratch"
     stage1 = args.stage1 or os.path.join(args.runs_dir, "units_pretrain")
+    lmdecoders = {c: os.path.join(args.runs_dir, f"lmdecoder_{c}") for c in codes}
     config.init = ml_collections.ConfigDict({  # read by lipjax/tasks/finetune.py
         "encoder": "" if args.init == "scratch" else stage1,
         "unit_head": stage1 if args.init == "posterior" else "",
         "lid": stage1 if len(codes) > 1 and args.init != "scratch" else "",
-        "lmdecoder": ({c: os.path.join(args.runs_dir, f"lmdecoder_{c}") for c in codes}
-                      if args.init in ("memory", "posterior", "noread") else ""),
+        # One workdir for one language (a path to override on the command line), a
+        # {code: workdir} block for several.
+        "lmdecoder": (lmdecoders if len(codes) > 1 else lmdecoders[codes[0]])
+        if args.init in ("memory", "posterior", "noread") else "",
     })
     return config

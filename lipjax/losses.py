@@ -19,10 +19,20 @@ def _mean(values: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def label_smoothed_ce(logits: jax.Array, targets: jax.Array, mask: jax.Array,
-                      smoothing: float = 0.1) -> jax.Array:
-    """logits (..., V), integer targets (...), bool mask (...) → mean smoothed CE."""
+                      smoothing: float = 0.1, vocab_mask: jax.Array | None = None) -> jax.Array:
+    """logits (..., V), integer targets (...), bool mask (...) → mean smoothed CE.
+
+    `vocab_mask` (B, V) bool, for logits (B, ..., V): the classes each row has (decoders of
+    several languages padded to the largest vocabulary); the smoothing mass goes to those
+    only, as each language's decoder alone would spread it."""
     logits = logits.astype(jnp.float32)
-    labels = optax.smooth_labels(jax.nn.one_hot(targets, logits.shape[-1]), smoothing)
+    one_hot = jax.nn.one_hot(targets, logits.shape[-1])
+    if vocab_mask is None:
+        labels = optax.smooth_labels(one_hot, smoothing)
+    else:
+        has = vocab_mask.reshape(vocab_mask.shape[:1] + (1,) * (logits.ndim - 2)
+                                 + vocab_mask.shape[-1:]).astype(jnp.float32)
+        labels = (1.0 - smoothing) * one_hot + smoothing * has / has.sum(-1, keepdims=True)
     return _mean(optax.softmax_cross_entropy(logits, labels), mask)
 
 

@@ -10,9 +10,10 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 
-from lipjax import languages
+from lipjax import languages, losses
 from lipjax.metrics import wer
 from lipjax.models import factory
+from lipjax.models.lmdecoder import ABSENT_PIECE
 from lipjax.tasks import get_task, routing, text
 from lipjax.tasks.common import WEIGHTS, ids_to_text
 from lipjax.units.tokenizer import train_tokenizer
@@ -20,6 +21,7 @@ from lipjax.units.tokenizer import train_tokenizer
 B, T, HW, L = 4, 10, 24, 5
 UNITS = 12
 CODES = ("es", "it")
+SIZES = (24, 20)  # tokenizer pieces (what these few sentences allow at most: 27)
 TEXTS = {"es": ["hola mundo", "buenos dias amigo", "la casa es grande", "el perro come pan"],
          "it": ["ciao mondo", "buon giorno amico", "la casa grande", "il cane mangia pane"]}
 
@@ -27,8 +29,11 @@ TEXTS = {"es": ["hola mundo", "buenos dias amigo", "la casa es grande", "el perr
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
-    for code in CODES:
-        train_tokenizer(TEXTS[code] * 6, languages.get(code).tokenizer_path(d), vocab_size=40)
+    # Two sizes: each LMDecoder has its own tokenizer's, the reader's outputs the largest.
+    for code, size in zip(CODES, SIZES, strict=True):
+        sp = train_tokenizer(TEXTS[code] * 6, languages.get(code).tokenizer_path(d),
+                             vocab_size=size)
+        assert sp.get_piece_size() == size
     return d
 
 
@@ -48,7 +53,7 @@ def _batch(labels, seed=0):
     rng = np.random.default_rng(seed)
     mask = np.arange(T)[None] < np.array([T, T - 3, T, T - 1])[:, None]
     return {"video": rng.normal(size=(B, T, HW, HW)).astype(np.float32), "video_mask": mask,
-            "tokens": rng.integers(4, 30, (B, L)).astype(np.int32),
+            "tokens": rng.integers(4, min(SIZES), (B, L)).astype(np.int32),
             "token_mask": np.arange(L)[None] < np.array([L, 2, 3, L])[:, None],
             "language": np.array([languages.index(c) for c in labels], np.int32),
             "text": np.array([TEXTS.get(c, TEXTS["es"])[i] for i, c in enumerate(labels)],
@@ -210,3 +215,32 @@ def test_route_setting_is_checked(data_dir):
     config.decoding.route = "best"
     with pytest.raises(ValueError, match="decoding.route"):
         text.TextSettings.from_config(config)
+
+
+def test_each_decoder_keeps_its_tokenizer_size(data_dir):
+    model = _model(_config(data_dir))
+    assert tuple(model.decoders.lmdecoders[c].text_vocab for c in CODES) == SIZES
+    batch = _device(_batch(["es", "it", "it", "es"]))
+    states, mask = model.encode(batch["video"], batch["video_mask"], batch["language"])
+    logits = np.asarray(model.decoders.ctc_logits(states, batch["language"]))
+    assert logits.shape[-1] == SIZES[0]
+    assert (logits[[1, 2], :, SIZES[1]:] == ABSENT_PIECE).all()
+    assert (logits[[0, 3], :, SIZES[1]:] != ABSENT_PIECE).all()
+    vocab_mask = np.asarray(model.decoders.vocab_mask(batch["language"]))
+    np.testing.assert_array_equal(vocab_mask.sum(1), [SIZES[0], SIZES[1], SIZES[1], SIZES[0]])
+
+
+def test_smoothing_spreads_over_the_rows_own_vocabulary():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 7)).astype(np.float32)
+    targets = rng.integers(0, 5, (2, 3))
+    mask = np.ones((2, 3), bool)
+    # Row 1's language has 5 pieces: padded logits and a vocabulary mask give its own loss.
+    padded = logits.copy()
+    padded[1, :, 5:] = ABSENT_PIECE
+    vocab_mask = np.arange(7)[None] < np.array([[7], [5]])
+    got = losses.label_smoothed_ce(padded, targets, mask, 0.1, vocab_mask)
+    want = (losses.label_smoothed_ce(logits[:1], targets[:1], mask[:1], 0.1)
+            + losses.label_smoothed_ce(logits[1:, :, :5], targets[1:], mask[1:], 0.1)) / 2
+    # Sums of a few float32 log-probabilities of order 1: equal to float32 rounding.
+    np.testing.assert_allclose(float(got), float(want), rtol=1e-6)

@@ -136,8 +136,9 @@ def text_vocab_origin(config: ml_collections.ConfigDict) -> tuple[int, str]:
     The size is the tokenizer's (`{data.data_dir}/tokenizers/{code}.model`, written by
     `python -m data_builders tokenizer`): a decoder whose output layer is larger than its
     tokenizer wastes outputs the targets never use, and one that is smaller cannot be trained.
-    With several languages the LMDecoders share one output size, the largest tokenizer's (a
-    smaller tokenizer's ids are a prefix of it; `tasks.common.ids_to_text` drops the rest).
+    With several languages each LMDecoder has its own tokenizer's size (`text_vocabs`); the
+    reader's outputs are padded to the largest (`lmdecoder.LanguageDecoders`), so this size is
+    the largest tokenizer's.
     config model.text_vocab, when set (non-zero), must equal it; it alone sizes the model only
     where no tokenizer exists (a config without data, e.g. a benchmark on random batches).
     """
@@ -174,13 +175,26 @@ def text_vocab_origin(config: ml_collections.ConfigDict) -> tuple[int, str]:
     else:
         origin = ("the largest of the tokenizers "
                   + ", ".join(f"{p} ({n} pieces)" for p, n in found.values())
-                  + ", one output size shared by the LMDecoders")
+                  + ", each LMDecoder its own language's")
     if explicit and explicit != size:
         raise ValueError(f"config model.text_vocab={explicit} (set in the config or with "
                          f"--config.model.text_vocab) disagrees with {origin}: the text layer "
                          f"must have {size} outputs. Leave model.text_vocab out (0 reads the "
                          f"tokenizer), or rebuild the tokenizer if it is the one that is wrong.")
     return size, origin
+
+
+def text_vocabs(config: ml_collections.ConfigDict) -> dict[str, int]:
+    """Each LMDecoder's output size: its language's tokenizer's pieces (so a stage-2 run of
+    one language loads into a reader of several), or `text_vocab` for all where no tokenizer
+    exists (`text_vocab_origin` checks both)."""
+    size, _ = text_vocab_origin(config)
+    codes = lmdecoder_languages(config)
+    data_dir = _data_dir(config)
+    paths = {c: languages.get(c).tokenizer_path(data_dir) for c in codes} if data_dir else {}
+    if paths and all(p.exists() for p in paths.values()):
+        return {c: tokenizer.piece_count(p) for c, p in paths.items()}
+    return {c: size for c in codes}
 
 
 def text_vocab(config: ml_collections.ConfigDict) -> int:
@@ -230,14 +244,17 @@ def language_decoders(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> Lang
     another size can say where this one came from (`tasks.common.load_subtrees`)."""
     dtype, remat = dtype_and_remat(config)
     vocab, origin = text_vocab_origin(config)
-    make = lambda: LMDecoder(
-        unit_vocab(config), vocab, get(config, "dim"),
+    sizes = text_vocabs(config)
+    make = lambda code: LMDecoder(
+        unit_vocab(config), sizes[code], get(config, "dim"),
         memory_layers=get(config, "memory_layers"), decoder_layers=get(config, "decoder_layers"),
         heads=get(config, "heads"), ffn=get(config, "ffn"), dropout=get(config, "dropout"),
         dtype=dtype, remat=remat, rngs=rngs)
     decoders = LanguageDecoders(lmdecoder_languages(config), make)
     decoders.text_vocab_origin = origin
-    log.info("LMDecoder text vocabulary: %d pieces, from %s", vocab, origin)
+    log.info("LMDecoder text vocabulary: %s pieces, from %s",
+             ", ".join(f"{c} {n}" for c, n in sizes.items()) if len(sizes) > 1 else vocab,
+             origin)
     return decoders
 
 

@@ -41,6 +41,7 @@ class LMDecoder(nnx.Module):
         self.decoder = TransformerDecoder(text_vocab, dim, decoder_layers, heads, ffn,
                                           dropout=dropout, dtype=dtype, remat=remat, rngs=rngs)
         self.ctc = nnx.Linear(dim, text_vocab, dtype=dtype, rngs=rngs)
+        self.text_vocab = text_vocab
 
     def memory(self) -> jax.Array:
         """The K × D memory: keys = values = the unit embedding table."""
@@ -105,23 +106,53 @@ def select(outputs: list[jax.Array], positions: jax.Array | None) -> jax.Array:
     return out
 
 
-class LanguageDecoders(nnx.Module):
-    """One LMDecoder per language code, selected by the batch's `language` (global LID index)."""
+# The logit of a text piece a language's tokenizer does not have, in outputs padded to the
+# largest vocabulary: never chosen, no probability (finite, so that no NaN can arise).
+ABSENT_PIECE = -1e9
 
-    def __init__(self, codes: Sequence[str], make: Callable[[], LMDecoder]) -> None:
+
+class LanguageDecoders(nnx.Module):
+    """One LMDecoder per language code, selected by the batch's `language` (global LID index).
+
+    Each LMDecoder has its own tokenizer's vocabulary (`make(code)`), so a stage-2 run of one
+    language loads as it is; text outputs (`decode`, `ctc_logits`, `step`) are padded to the
+    largest vocabulary with ABSENT_PIECE, and `vocab_mask` says which pieces each row's
+    language has (a label-smoothed loss spreads its mass over those only)."""
+
+    def __init__(self, codes: Sequence[str], make: Callable[[str], LMDecoder]) -> None:
         if not codes:
             raise ValueError("config model.languages: expected at least one language code")
         for c in codes:
             languages.get(c)
         self.codes = tuple(codes)
-        self.lmdecoders = nnx.Dict({c: make() for c in self.codes})
+        self.lmdecoders = nnx.Dict({c: make(c) for c in self.codes})
+        self.text_vocab = max(self.lmdecoders[c].text_vocab for c in self.codes)
 
     def _each(self, fn: Callable[[LMDecoder], jax.Array], language: jax.Array | None,
-              ) -> jax.Array:
+              text: bool = False) -> jax.Array:
+        """`fn` of each example's language's decoder; `text`: outputs over the text
+        vocabulary (last axis), padded to the largest."""
+        pad = (lambda c, x: self._pad(c, x)) if text else (lambda c, x: x)
         if len(self.codes) == 1:
-            return fn(self.lmdecoders[self.codes[0]])
+            return pad(self.codes[0], fn(self.lmdecoders[self.codes[0]]))
         pos = language_positions(language, self.codes)
-        return select([fn(self.lmdecoders[c]) for c in self.codes], pos)
+        return select([pad(c, fn(self.lmdecoders[c])) for c in self.codes], pos)
+
+    def _pad(self, code: str, logits: jax.Array) -> jax.Array:
+        missing = self.text_vocab - logits.shape[-1]
+        if not missing:
+            return logits
+        widths = [(0, 0)] * (logits.ndim - 1) + [(0, missing)]
+        return jnp.pad(logits, widths, constant_values=ABSENT_PIECE)
+
+    def vocab_mask(self, language: jax.Array | None) -> jax.Array | None:
+        """(B, V) bool: the pieces each example's language has; None when every language has
+        them all."""
+        sizes = [self.lmdecoders[c].text_vocab for c in self.codes]
+        if min(sizes) == self.text_vocab:
+            return None
+        has = jnp.arange(self.text_vocab)[None] < jnp.asarray(sizes)[:, None]  # (L, V)
+        return has[jnp.maximum(language_positions(language, self.codes), 0)]
 
     def embed_units(self, units: jax.Array, language: jax.Array | None) -> jax.Array:
         return self._each(lambda m: m.embed_units(units), language)
@@ -134,11 +165,11 @@ class LanguageDecoders(nnx.Module):
         return self._each(lambda m: m.encode(x, mask), language)
 
     def ctc_logits(self, states: jax.Array, language: jax.Array | None) -> jax.Array:
-        return self._each(lambda m: m.ctc_logits(states), language)
+        return self._each(lambda m: m.ctc_logits(states), language, text=True)
 
     def decode(self, tokens: jax.Array, states: jax.Array, mask: jax.Array | None,
                language: jax.Array | None) -> jax.Array:
-        return self._each(lambda m: m.decode(tokens, states, mask), language)
+        return self._each(lambda m: m.decode(tokens, states, mask), language, text=True)
 
     # Incremental decoding (lipjax/decoding.py's StepDecoder): one cache per language's
     # decoder, as `_each` runs every decoder; every cache entry has the batch on axis 1.
@@ -153,7 +184,7 @@ class LanguageDecoders(nnx.Module):
         """Logits (B, vocab) at `position` of `decode`, from the cache instead of the prefix."""
         steps = {c: self.lmdecoders[c].step(cache[c], tokens, position, mask)
                  for c in self.codes}
-        logits = [steps[c][0] for c in self.codes]
+        logits = [self._pad(c, steps[c][0]) for c in self.codes]
         out = logits[0] if len(logits) == 1 else select(
             logits, language_positions(language, self.codes))
         return out, {c: steps[c][1] for c in self.codes}

@@ -45,8 +45,8 @@ def _tokenizer(lang: str, data_dir: str) -> Any:
 
 def ids_to_text(ids: np.ndarray, length: int, lang: str, data_dir: str) -> str:
     sp = _tokenizer(lang, data_dir)
-    # LMDecoders of several languages share one output size, the largest tokenizer's
-    # (models/factory.text_vocab_origin): ids beyond this language's tokenizer are dropped.
+    # A reader of several languages pads its outputs to the largest tokenizer
+    # (models/lmdecoder.LanguageDecoders): ids beyond this language's tokenizer are dropped.
     ids = [int(i) for i in np.asarray(ids)[:length] if EOS < int(i) < sp.get_piece_size()]
     return languages.get(lang).normalize(sp.decode(ids))
 

@@ -100,7 +100,8 @@ def text_loss(model: Any, states: jax.Array, mask: jax.Array, batch: dict[str, j
     if rngs is not None and settings.token_dropout > 0:
         inputs = drop_tokens(inputs, settings.token_dropout, rngs())
     logits = model.decoders.decode(inputs, states, mask, language)
-    ce = losses.label_smoothed_ce(logits, targets, tmask, settings.label_smoothing)
+    ce = losses.label_smoothed_ce(logits, targets, tmask, settings.label_smoothing,
+                                  model.decoders.vocab_mask(language))
     out = {"ce": ce, "token_accuracy": losses.accuracy(logits, targets, tmask)}
     loss = ce
     if settings.ctc_weight > 0:
@@ -122,7 +123,8 @@ def greedy_step(encode: Encode, model: Any, batch: dict[str, jax.Array],
 def greedy_decode(model: Any, states: jax.Array, mask: jax.Array, language: jax.Array,
                   settings: TextSettings) -> dict[str, jax.Array]:
     """`greedy_step` on encoded states, read by `language`'s decoders (B,)."""
-    tokens, lengths = decoding.attention_greedy(model.decoders.decode, states, mask, language,
+    # model.decoders decodes step by step from a key/value cache (decoding.StepDecoder).
+    tokens, lengths = decoding.attention_greedy(model.decoders, states, mask, language,
                                                 settings.decode_len(mask.shape[1]))
     ctc, ctc_len = decoding.ctc_greedy(model.decoders.ctc_logits(states, language), mask)
     return {"tokens": tokens, "tokens_len": lengths, "ctc_tokens": ctc, "ctc_tokens_len": ctc_len}
@@ -142,7 +144,7 @@ def beam_decode(model: Any, states: jax.Array, mask: jax.Array, language: jax.Ar
     """`beam_step` on encoded states: (tokens, lengths, the best hypothesis' score (B,))."""
     decoders = model.decoders
     return decoding.beam_search(
-        decoders.decode, states, mask, language, decoders.ctc_logits(states, language),
+        decoders, states, mask, language, decoders.ctc_logits(states, language),
         beam=settings.beam_size, ctc_weight=settings.decode_ctc_weight,
         length_penalty=settings.length_penalty, max_len=settings.decode_len(mask.shape[1]))
 

@@ -26,6 +26,7 @@ from tests import test_import_auto_avsr as auto_avsr  # noqa: E402
 from tests import torch_reference as ref  # noqa: E402
 
 
+@pytest.mark.slow  # the real trainer: minutes on 2 cores (`make test-slow`, run by CI)
 def test_converted_checkpoint_seeds_stage1(tmp_path):
     reference = ref.randomize(auto_avsr.E2E(), seed=3)
     checkpoint = str(tmp_path / "vsr.pth")

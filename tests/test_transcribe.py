@@ -75,7 +75,7 @@ def _transcribe(args: list[str], folder: pathlib.Path) -> subprocess.CompletedPr
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                PYTHONPATH=os.pathsep.join([str(folder), str(REPO)]))
     return subprocess.run([sys.executable, "-m", "experiments.transcribe", *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=900)
 
 
 def test_raw_video_is_cropped_like_the_corpus(videos):

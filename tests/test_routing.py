@@ -244,3 +244,18 @@ def test_smoothing_spreads_over_the_rows_own_vocabulary():
             + losses.label_smoothed_ce(logits[1:, :, :5], targets[1:], mask[1:], 0.1)) / 2
     # Sums of a few float32 log-probabilities of order 1: equal to float32 rounding.
     np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
+
+
+def test_ids_beyond_a_smaller_vocabulary_leave_gradients_finite(data_dir):
+    """Every decoder reads every row of a mixed batch: the es rows' ids past it's tokenizer
+    must not reach it's embedding table (its NaN would leak into the gradients)."""
+    config = _config(data_dir)
+    task = get_task("finetune")
+    model = task.create_model(config, nnx.Rngs(0))
+    host = _batch(["es", "it", "it", "es"])
+    host["tokens"][[0, 3]] = SIZES[1] + np.arange(L) % (SIZES[0] - SIZES[1])
+    batch = _device(host)
+    (loss, _), grads = nnx.jit(nnx.value_and_grad(
+        lambda m: task.loss_fn(m, batch, None, task.settings(config)), has_aux=True))(model)
+    assert np.isfinite(float(loss))
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))

@@ -27,6 +27,7 @@ from lipjax.models import visemes as viseme_groups
 from lipjax.models.conformer import Encoder
 from lipjax.models.decoder import TransformerDecoder
 from lipjax.models.layers import Dtype
+from lipjax.schema import UNK
 
 
 class LMDecoder(nnx.Module):
@@ -111,6 +112,14 @@ def select(outputs: list[jax.Array], positions: jax.Array | None) -> jax.Array:
 ABSENT_PIECE = -1e9
 
 
+def _known(tokens: jax.Array, decoder: LMDecoder) -> jax.Array:
+    """`tokens` with the ids `decoder`'s tokenizer lacks as UNK. Every decoder reads every row
+    and `select` keeps each row's own language's; another language's ids, beyond this
+    decoder's embedding table, would give NaN activations that the discarded rows' zero
+    gradients still multiply into NaN."""
+    return jnp.where(tokens < decoder.text_vocab, tokens, UNK)
+
+
 class LanguageDecoders(nnx.Module):
     """One LMDecoder per language code, selected by the batch's `language` (global LID index).
 
@@ -169,7 +178,8 @@ class LanguageDecoders(nnx.Module):
 
     def decode(self, tokens: jax.Array, states: jax.Array, mask: jax.Array | None,
                language: jax.Array | None) -> jax.Array:
-        return self._each(lambda m: m.decode(tokens, states, mask), language, text=True)
+        return self._each(lambda m: m.decode(_known(tokens, m), states, mask), language,
+                          text=True)
 
     # Incremental decoding (lipjax/decoding.py's StepDecoder): one cache per language's
     # decoder, as `_each` runs every decoder; every cache entry has the batch on axis 1.
@@ -182,8 +192,8 @@ class LanguageDecoders(nnx.Module):
              mask: jax.Array | None, language: jax.Array | None,
              ) -> tuple[jax.Array, dict[str, dict]]:
         """Logits (B, vocab) at `position` of `decode`, from the cache instead of the prefix."""
-        steps = {c: self.lmdecoders[c].step(cache[c], tokens, position, mask)
-                 for c in self.codes}
+        steps = {c: self.lmdecoders[c].step(cache[c], _known(tokens, self.lmdecoders[c]),
+                                            position, mask) for c in self.codes}
         logits = [self._pad(c, steps[c][0]) for c in self.codes]
         out = logits[0] if len(logits) == 1 else select(
             logits, language_positions(language, self.codes))

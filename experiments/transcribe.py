@@ -18,7 +18,10 @@ text file with one path a line) are read in one process: the model loads once, c
 batches of `--batch_size` grouped by length, and each batch shape compiles once. Output: one
 video → its transcript, the only line on stdout; several → `PATH<TAB>TRANSCRIPT` lines; `--json`
 → one JSON document with each transcript, its language and a timing breakdown (start-up,
-checkpoint load, mouth extraction, model, decoding). What was read goes to stderr.
+checkpoint load, mouth extraction, model, decoding). What was read goes to stderr. A run of
+several languages (`configs/finetune.py:...,lang=it+pt`) given no `--lang` lets its
+language-ID head pick each clip's language; stderr names it with its probability (in --json:
+`language`, `language_probability`).
 
 Without --config the run's saved config (`{workdir}/config.json`); with it, give the training
 overrides too (`--config.model.text_vocab=N`). Another landmarker: `--plugin my_module
@@ -28,6 +31,7 @@ yours: `python -m data_builders.<name> transcribe ...`, so that it is registered
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -58,7 +62,8 @@ def define_flags() -> None:
     flags.DEFINE_bool("roi", False, "The videos are 96x96 mouth crops already (no face search).")
     flags.DEFINE_string("landmarker", "dlib68", "Registered landmarker name.")
     flags.DEFINE_multi_string("plugin", [], "Module(s) to import first (landmarkers).")
-    flags.DEFINE_string("lang", None, "Language code (default: the config's lang).")
+    flags.DEFINE_string("lang", None, "Language code (default: the run's language; a run of "
+                        "several languages picks each clip's with its language-ID head).")
     flags.DEFINE_integer("step", None, "Checkpoint step (default: best on validation).")
     flags.DEFINE_bool("greedy", False, "Greedy decoding instead of beam search.")
 
@@ -140,25 +145,51 @@ def make_batch(config: ml_collections.ConfigDict, clips: Sequence[np.ndarray],
     return collate(out)
 
 
-def given_language(config: ml_collections.ConfigDict, lang: str | None) -> str:
-    """`lang`, else the config's language; checked before any video is read."""
+def given_language(config: ml_collections.ConfigDict, lang: str | None) -> str | None:
+    """The language every clip is read in: `lang`, else the run's one language; None when the
+    run reads several and none is given (its language-ID head then picks per clip). Checked
+    before any video is read: an unknown code, or one the run has no decoder for, is an
+    error."""
     from lipjax import languages
+    from lipjax.models import factory
 
-    code = lang or config.get("lang", None)
-    if not code:
-        raise ValueError("the config names no language (config.lang): pass --lang")
-    languages.get(code)  # an unknown code fails here, naming the registered ones
-    return code
+    codes = factory.lmdecoder_languages(config)
+    if lang:
+        languages.get(lang)  # an unknown code fails here, naming the registered ones
+        if lang not in codes:
+            raise ValueError(f"--lang {lang}: this run reads {', '.join(codes)} (config "
+                             f"model.languages); it has no decoder for {lang!r}")
+        return lang
+    return codes[0] if len(codes) == 1 else None
 
 
 def choose_languages(config: ml_collections.ConfigDict, model: Any,
                      batch: dict[str, np.ndarray], lang: str | None,
                      ) -> list[tuple[str, float | None]]:
     """(language code, its probability, None when the language was given) for each row of
-    `batch`: the given language. The one place a language is chosen for a batch, so another
-    choice (a language-ID head reading `batch` with `model`) can replace it."""
-    del model
-    return [(given_language(config, lang), None)] * len(batch["valid"])
+    `batch`: the given (or the run's only) language, else the one the language-ID head finds
+    most likely among the run's languages."""
+    given = given_language(config, lang)
+    if given is not None:
+        return [(given, None)] * len(batch["valid"])
+    import jax.numpy as jnp
+
+    probs = np.asarray(_language_probs()(model, jnp.asarray(batch["video"]),
+                                         jnp.asarray(batch["video_mask"])))
+    codes = model.decoders.codes
+    return [(codes[int(i)], float(p[i])) for i, p in zip(probs.argmax(-1), probs, strict=True)]
+
+
+@functools.cache
+def _language_probs() -> Any:
+    """The jitted P(language | clip) over a reader's languages (compiled once per shape)."""
+    import jax
+    from flax import nnx
+
+    def probs(model, video, mask):
+        return jax.nn.softmax(model.language_logits(model.visual(video, mask), mask), axis=-1)
+
+    return nnx.jit(probs)
 
 
 class Transcriber:
@@ -231,7 +262,10 @@ def transcribe_many(config: ml_collections.ConfigDict, workdir: str, videos: Seq
 
     start_up = process_age()
     started = time.perf_counter()
-    default = given_language(config, lang)
+    from lipjax.models import factory
+
+    # A placeholder until choose_languages reads each batch (the language-ID head's choice).
+    default = given_language(config, lang) or factory.lmdecoder_languages(config)[0]
     clips, seconds = [], []
     for video in videos:
         t0 = time.perf_counter()
@@ -257,6 +291,9 @@ def transcribe_many(config: ml_collections.ConfigDict, workdir: str, videos: Seq
         batches.append({"videos": len(rows), "frames": int(batch["video"].shape[1]), **times})
         for row, i in enumerate(rows):
             code, prob = chosen[row]
+            if prob is not None:
+                print(f"{videos[i]}: language {code} ({languages.get(code).name}, "
+                      f"p={prob:.2f}, chosen by the language-ID head)", file=sys.stderr)
             results[i].update(
                 transcript=ids_to_text(tokens[row], int(lengths[row]), code,
                                        str(config.data.data_dir)),

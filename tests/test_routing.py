@@ -259,3 +259,21 @@ def test_ids_beyond_a_smaller_vocabulary_leave_gradients_finite(data_dir):
         lambda m: task.loss_fn(m, batch, None, task.settings(config)), has_aux=True))(model)
     assert np.isfinite(float(loss))
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+
+
+def test_transcribe_lets_the_head_choose_when_no_language_is_given(data_dir):
+    from experiments.transcribe import choose_languages, given_language
+
+    config = _config(data_dir)
+    model = _model(config)
+    _prefer(model, "it")
+    host = {**_batch(["es", "es", "it", "es"]), "valid": np.ones(B, bool)}
+    chosen = choose_languages(config, model, host, None)
+    assert [code for code, _ in chosen] == ["it"] * B
+    assert all(p > 0.99 for _, p in chosen)  # a bias of 50 leaves the other ~e^-50
+    assert choose_languages(config, model, host, "es") == [("es", None)] * B
+    with pytest.raises(ValueError, match="no decoder for 'pt'"):
+        given_language(config, "pt")
+    with pytest.raises(KeyError):
+        given_language(config, "xx")
+    assert given_language(_config(data_dir, codes=("es",)), None) == "es"

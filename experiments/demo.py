@@ -97,6 +97,21 @@ def build_corpus(data_dir: str, workdir: str, sizes: int | None = None, scale: i
     print(f"corpus preview: {path}")
 
 
+def render_demo_clip(recipe: Recipe, methods: tuple[str, ...], workdir: str) -> dict:
+    """One unseen test clip read by the recipe's model (the joint one, which names the
+    language itself, when it was trained), rendered with the true and the read text under the
+    mouth (`test_clip.mp4`), and its plain mouth crop (`test_clip_mouth.mp4`) for
+    `lipjax transcribe --roi`."""
+    from experiments.render_clip import render_test_clip
+
+    run = (("finetune", JOINT, recipe.joint[0]) if recipe.joint
+           else ("finetune", LOW_RESOURCE[0], methods[0]))
+    clip = render_test_clip(recipe.config(*run), recipe.run_dir(*run),
+                            os.path.join(workdir, "test_clip.mp4"), greedy=True,
+                            mouth_out=os.path.join(workdir, "test_clip_mouth.mp4"))
+    return {**clip, "workdir": recipe.run_dir(*run)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -185,10 +200,17 @@ def main(argv: list[str] | None = None) -> dict:
     for m, scores in results["joint"].items():
         report.language_confusion(scores["confusion"], LOW_RESOURCE,
                                   os.path.join(args.workdir, f"lid_confusion_{m}.png"))
+    results["test_clip"] = render_demo_clip(recipe, methods, args.workdir)
+    report.write(results, args.workdir)
     print(report.markdown(results))
     print(f"wall time: corpus {timings['corpus']:.0f} s, runs and scoring "
           f"{timings['runs']:.0f} s on {args.workers} worker(s); total {results['seconds']:.0f} s")
     print(f"outputs in {os.path.abspath(args.workdir)}")
+    clip = results["test_clip"]
+    print(f"an unseen test clip ({clip['language']}), read as {clip['read_as']}: "
+          f"{clip['out']}\n  true: {clip['true']}\n  read: {clip['predicted']}\n"
+          f"transcribe it yourself: lipjax transcribe --workdir {clip['workdir']} --roi "
+          f"--video {clip['mouth_out']}")
     return results
 
 

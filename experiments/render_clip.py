@@ -89,8 +89,10 @@ def render_test_clip(config: ml_collections.ConfigDict, workdir: str, out: str, 
                      greedy: bool = False) -> dict[str, Any]:
     """Reads test clip `index` with the stage-3 run in `workdir` and renders it to `out`
     (and the plain mouth crop to `mouth_out`, for `lipjax transcribe --roi`). Returns
-    {"out", "mouth_out", "id", "language", "true", "predicted"}. The demo calls this."""
-    from experiments.transcribe import Transcriber, make_batch
+    {"out", "mouth_out", "id", "language", "read_as" (the language it was read in: the run's,
+    or its language-ID head's choice), "language_probability", "true", "predicted"}. The demo
+    calls this."""
+    from experiments.transcribe import Transcriber, choose_languages, make_batch
     from lipjax import languages
     from lipjax.preprocess import write_video
     from lipjax.schema import FPS
@@ -99,17 +101,20 @@ def render_test_clip(config: ml_collections.ConfigDict, workdir: str, out: str, 
     clip = test_clip(config, index)
     transcriber = Transcriber(config, workdir, greedy=greedy)
     batch = make_batch(config, [clip["video"]], [clip["language"]], [clip["id"]])
-    batch["language"] = np.asarray([languages.index(clip["language"])], np.int32)
+    # As `lipjax transcribe` reads it: a run of several languages lets its language-ID head
+    # pick the decoder.
+    (read_as, probability), = choose_languages(config, transcriber.model, batch, None)
+    batch["language"] = np.asarray([languages.index(read_as)], np.int32)
     tokens, lengths, _ = transcriber(batch)
-    predicted = ids_to_text(tokens[0], int(lengths[0]), clip["language"],
-                            str(config.data.data_dir))
+    predicted = ids_to_text(tokens[0], int(lengths[0]), read_as, str(config.data.data_dir))
     true = languages.get(clip["language"]).normalize(clip["text"])
     render_clip(out, clip["video"], true, predicted)
     if mouth_out:
         os.makedirs(os.path.dirname(os.path.abspath(mouth_out)), exist_ok=True)
         write_video(mouth_out, clip["video"], fps=FPS, crf=0)
     return {"out": out, "mouth_out": mouth_out, "id": clip["id"],
-            "language": clip["language"], "true": true, "predicted": predicted}
+            "language": clip["language"], "read_as": read_as,
+            "language_probability": probability, "true": true, "predicted": predicted}
 
 
 def main() -> None:

@@ -123,5 +123,11 @@ def test_tiny_demo_end_to_end(tmp_path):
                  "memory_attention_posterior.png", "corpus_preview.png",
                  "lid_confusion_posterior.png"):
         assert (workdir / plot).stat().st_size > 10_000, plot
+    # One unseen test clip read by the joint model (the head names its language), rendered.
+    clip = results["test_clip"]
+    assert clip["read_as"] in LOW_RESOURCE and clip["language"] in LOW_RESOURCE
+    assert 0.0 <= clip["language_probability"] <= 1.0
+    for video in ("test_clip.mp4", "test_clip_mouth.mp4"):
+        assert (workdir / video).stat().st_size > 1_000, video
     for run in ("units_pretrain", "lmdecoder_it", "finetune_pt_scratch"):
         assert (workdir / "runs" / "logs" / f"{run}.log").exists()

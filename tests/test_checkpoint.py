@@ -334,3 +334,20 @@ def test_real_model_dim_change_refuses_and_lr_change_resumes(tmp_path):
     assert step == 2 and int(state["step"]) == 2
     assert sorted(p.name for p in root.iterdir()) == ["1", "2"]
     ckpt.close()
+
+
+def test_the_best_step_survives_a_resume(tmp_path):
+    """The best step by train.best_metric is kept after a restart too: its metrics are read
+    back from disk, not only remembered by the process that saved it."""
+    state = {"w": jnp.zeros(3)}
+    first = ckpt_lib.Checkpointer(str(tmp_path), keep=2, best_metric="wer", async_save=False)
+    first.save(0, state, None, {"wer": 0.5})
+    first.save(1, state, None, {"wer": 0.9})
+    first.save(2, state, None, None)  # e.g. saved at a preemption, between evaluations
+    first.manager.wait_until_finished()
+    assert first.all_steps() == [0, 1, 2]
+    resumed = ckpt_lib.Checkpointer(str(tmp_path), keep=2, best_metric="wer", async_save=False)
+    for step, wer in ((3, 0.8), (4, 0.85), (5, 0.9)):
+        resumed.save(step, state, None, {"wer": wer})
+    resumed.manager.wait_until_finished()
+    assert resumed.all_steps() == [0, 4, 5]

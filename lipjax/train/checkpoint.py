@@ -103,6 +103,17 @@ def _barrier(name: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+class _NoMetricsNotice(logging.Filter):
+    """Orbax warns at each save without metrics once best_fn is set; a step saved between
+    evaluations (or at a preemption) has none by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "did not provide metrics" not in str(record.msg)
+
+
+logging.getLogger("absl").addFilter(_NoMetricsNotice())
+
+
 class Checkpointer:
     """Orbax CheckpointManager over `{workdir}/checkpoints` with items "state", "data" and
     "config".
@@ -126,9 +137,14 @@ class Checkpointer:
             policies.append(ocp.checkpoint_managers.preservation_policy.BestN(
                 get_metric_fn=lambda m: sign * float(m[best_metric]), n=1,
                 keep_checkpoints_without_metrics=False))
+        # best_fn is what makes Orbax write each step's metrics to disk (`<step>/metrics`) and
+        # read them back when a run resumes; without it the BestN policy knew only the steps
+        # saved since the restart and deleted the best step saved before it.
+        best = {"best_fn": lambda m: sign * float(m[best_metric]), "best_mode": "max"} if (
+            best_metric) else {}
         options = ocp.CheckpointManagerOptions(
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
-            enable_async_checkpointing=async_save, create=True)
+            enable_async_checkpointing=async_save, create=True, **best)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_names=("state", "data", "config"))
 

@@ -60,7 +60,7 @@ def test_wheel_in_a_fresh_venv_runs_lipjax_outside_the_repository(tmp_path):
     lipjax = venv / "bin" / "lipjax"
     proc = _run([lipjax, "--help"], outside)
     assert proc.returncode == 0 and "finetune" in proc.stdout, proc.stderr[-2000:]
-    proc = _run([lipjax, "train", "finetune:tiny", "--help"], outside)
+    proc = _run([lipjax, "train", "finetune:tiny,lang=it", "--help"], outside)
     assert proc.returncode == 0 and "--workdir" in proc.stdout + proc.stderr
     proc = _run([lipjax, "transcribe", f"--workdir={workdir}", "--roi", "--greedy",
                  "--video=mouth.mp4"], outside)

@@ -27,7 +27,9 @@ Arguments: variant tiny|small|base; lang (required; `+` joins several); init:
             (separates "the LMDecoder's trained decoder" from "the memory lookup");
   nomemory  (baseline b) stage-1 encoder + a plain decoder, no memory;
   scratch   (baseline a) everything trained from scratch on the low-resource clips.
-runs_dir (default out/runs) is where stages 1 and 2 wrote their workdirs
+init_from (with init=scratch or nomemory: the visual encoder of a converted pretrained
+checkpoint, `python -m lipjax.io.convert`, and its architecture); runs_dir (default out/runs)
+is where stages 1 and 2 wrote their workdirs
 (`units_pretrain`, `lmdecoder_{lang}`); stage1 (default {runs_dir}/units_pretrain) the stage-1
 run itself, e.g. stage1=out/demo/runs/units_pretrain for the one `make demo` trains; units
 acoustic|phoneme (must match stages 1 and 2: the memory is stage 2's unit embedding table);
@@ -49,7 +51,7 @@ import os
 
 import ml_collections
 
-from configs import common
+from configs import common, units_pretrain
 
 INITS = ("memory", "posterior", "noread", "nomemory", "scratch")
 ADDRESSING = {"memory": "attention", "posterior": "posterior"}  # the others read no memory
@@ -60,7 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                   "runs_dir": "out/runs",
                                   "stage1": "",
                                   "units": "phoneme", "phoneme_targets": "sequence",
-                                  "route": "hard",
+                                  "route": "hard", "init_from": "",
                                   "builder": "synthetic_lips",
                                   "batch_size": 0, "downsample": 0, "steps": 0})
     if not args.lang:
@@ -71,6 +73,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     codes = [code for code in args.lang.split("+") if code]
     if len(set(codes)) != len(codes):
         raise ValueError(f"configs/finetune.py: lang={args.lang} names a language twice")
+    if args.init_from and args.init not in ("scratch", "nomemory"):
+        raise ValueError(f"configs/finetune.py: init_from={args.init_from} gives the visual "
+                         f"encoder a converted checkpoint's weights, for the baselines "
+                         f"init=scratch or init=nomemory; init={args.init} takes its encoder "
+                         "from stage 1 (start stage 1 from the checkpoint instead: "
+                         "configs/units_pretrain.py:...,init_from=DIR)")
     v = args.variant
     config = ml_collections.ConfigDict()
     config.task = "finetune"
@@ -80,6 +88,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.languages = tuple(codes)
     config.model = common.model_config(args, unit_type=args.units,
                                        phoneme_targets=args.phoneme_targets, languages=codes,
+                                       **units_pretrain.converted_model(args.init_from),
                                        memory_addressing=ADDRESSING.get(args.init, "none"))
     # No data.units: stage 3 learns text from video and reads no unit targets.
     config.loss = ml_collections.ConfigDict({  # read by lipjax/tasks/text.py
@@ -111,8 +120,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.eval_at_start = args.init != "scratch"
     stage1 = args.stage1 or os.path.join(args.runs_dir, "units_pretrain")
     lmdecoders = {c: os.path.join(args.runs_dir, f"lmdecoder_{c}") for c in codes}
+    encoder = os.path.abspath(args.init_from) if args.init_from else (
+        "" if args.init == "scratch" else stage1)
     config.init = ml_collections.ConfigDict({  # read by lipjax/tasks/finetune.py
-        "encoder": "" if args.init == "scratch" else stage1,
+        "encoder": encoder,
         "unit_head": stage1 if args.init == "posterior" else "",
         "lid": stage1 if len(codes) > 1 and args.init != "scratch" else "",
         # One workdir for one language (a path to override on the command line), a

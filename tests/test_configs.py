@@ -134,3 +134,18 @@ def test_finetune_of_several_languages_is_one_reader():
     assert not finetune.get_config("tiny,lang=it+pt,init=scratch").init.lid
     with pytest.raises(ValueError, match="twice"):
         finetune.get_config("tiny,lang=it+it")
+
+
+def test_finetune_baselines_start_from_a_converted_checkpoint(tmp_path):
+    import json
+
+    from configs import finetune
+
+    (tmp_path / "config.json").write_text(json.dumps({"model": {"dim": 96, "heads": 4}}))
+    config = finetune.get_config(f"tiny,lang=it,init=scratch,init_from={tmp_path}")
+    assert (config.model.dim, config.model.heads) == (96, 4)
+    assert config.init.encoder == str(tmp_path) and not config.init.lmdecoder
+    with pytest.raises(ValueError, match="init=scratch or init=nomemory"):
+        finetune.get_config(f"tiny,lang=it,init=posterior,init_from={tmp_path}")
+    with pytest.raises(FileNotFoundError, match="lipjax.io.convert"):
+        finetune.get_config(f"tiny,lang=it,init=scratch,init_from={tmp_path / 'none'}")

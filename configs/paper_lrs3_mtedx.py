@@ -9,8 +9,10 @@ Italian / Portuguese video. Each run is one command, its workdir named as stage 
         --workdir out/runs/units_pretrain
     python -m lipjax.train --config configs/paper_lrs3_mtedx.py:stage=lmdecoder,lang=it \
         --workdir out/runs/lmdecoder_it                                  (and lang=pt)
+    python -m lipjax.train --config configs/paper_lrs3_mtedx.py:stage=finetune,lang=it+pt \
+        --workdir out/runs/finetune_it+pt
     python -m lipjax.train --config configs/paper_lrs3_mtedx.py:stage=finetune,lang=it \
-        --workdir out/runs/finetune_it                                   (and lang=pt)
+        --workdir out/runs/finetune_it                   (and lang=pt: the paper's per-language)
 
 Arguments: stage, lang (stages 2 and 3), data_dir (default out/data), runs_dir (default
 out/runs: where stage 3 finds the runs of stages 1 and 2). Before training, build the corpora
@@ -57,6 +59,7 @@ from configs import common
 STAGES = ("units_pretrain", "lmdecoder", "finetune")
 HIGH_RESOURCE = ("en", "es", "fr")  # stage 1's video
 LOW_RESOURCE = ("it", "pt")  # an LMDecoder and a fine-tuned lip reader each
+JOINT = "+".join(LOW_RESOURCE)  # stage 3's one reader of both, its language-ID head routing
 
 # Training mixtures, `BUILDER/CONFIG[/SPLIT]` (configs/common.py), equal shares: stage 1 gives
 # English half of its stream (two LRS3 splits) and Spanish and French a quarter each.
@@ -100,6 +103,10 @@ MODEL = {  # auto_avsr's lip reader (ResNet-18 + 12 x 768 Conformer) + the paper
         "text_vocab": 0,  # read from the language's tokenizer
         "memory_addressing": "attention", "memory_heads": 0, "memory_residual": True,
         "memory_units": "units", "memory_temperature": 1.0,
+        # lipjax's own Conformer and front end (a converted checkpoint's values are written by
+        # lipjax/io/ instead); pos_conv_* are read by the AV-HuBERT encoder only.
+        "frontend_act": "swish", "ffn_act": "swish", "final_norm": False, "norm_eps": 1e-6,
+        "pos_conv_kernel": 128, "pos_conv_groups": 16,
 }
 TRAIN = {
         "eval_split": "validation", "eval_batches": 0, "eval_at_start": False,
@@ -160,22 +167,31 @@ def lmdecoder_values(data_dir: str, lang: str) -> dict[str, Any]:
 
 
 def finetune_values(data_dir: str, lang: str, runs_dir: str) -> dict[str, Any]:
+    """One language's lip reader, or (lang=it+pt) one reader of several whose language-ID head
+    (stage 1's, trained on their clips too) picks each clip's decoder."""
     updates, accumulate = 20_000, 16
+    codes = lang.split("+")
+    lmdecoders = {c: os.path.join(runs_dir, f"lmdecoder_{c}") for c in codes}
+    stage1 = os.path.join(runs_dir, "units_pretrain")
+    several = len(codes) > 1
     return {
             "task": "finetune", "seed": 0, "lang": lang,
-            "data": {**DATA, **VIDEO, "data_dir": data_dir, "sources": VIDEO_TEXT_SOURCES[lang],
-                     "languages": (lang,), "batch_size": 8,
+            "data": {**DATA, **VIDEO, "data_dir": data_dir,
+                     "sources": tuple(s for c in codes for s in VIDEO_TEXT_SOURCES[c]),
+                     "languages": tuple(codes), "batch_size": 8,
                      "token_bucket": 64, "text_bucket": 32, "tokenize": True},
-            "model": {**MODEL, "languages": [lang], "memory_units": "visemes_ctc"},
-            "loss": {**TEXT_LOSS, "ctc_weight": 0.1},  # auto_avsr's lip reader
-            "decoding": {**BEAM, "decode_ctc_weight": 0.1},
+            "model": {**MODEL, "languages": codes, "memory_units": "visemes_ctc"},
+            "loss": {**TEXT_LOSS, "ctc_weight": 0.1,  # auto_avsr's lip reader
+                     "lid_weight": 0.3 if several else 0.0},  # stage 1's weight
+            "decoding": {**BEAM, "decode_ctc_weight": 0.1, "route": "hard", "lid_weight": 1.0},
             "optim": {**OPTIM, **TRISTAGE, "warmup_steps": updates // 10,
                       "accumulate_steps": accumulate},
-            # The loaded weights compete with the fine-tuned ones on validation.
+            # The loaded weights compete with the fine-tuned ones on validation; a reader of
+            # several languages is scored as a user gets it, routed by its language-ID head.
             "train": {**TRAIN, **_every(updates, accumulate), "eval_at_start": True,
-                      "best_metric": "wer", "best_mode": "min"},
-            "init": {"encoder": os.path.join(runs_dir, "units_pretrain"), "unit_head": "",
-                     "lmdecoder": os.path.join(runs_dir, f"lmdecoder_{lang}")},
+                      "best_metric": "wer_routed" if several else "wer", "best_mode": "min"},
+            "init": {"encoder": stage1, "unit_head": "", "lid": stage1 if several else "",
+                     "lmdecoder": lmdecoders if several else lmdecoders[lang]},
     }
 
 
@@ -196,9 +212,10 @@ def values(stage: str, lang: str = "", data_dir: str = common.DEFAULT_DATA_DIR,
     if stage == "units_pretrain" and lang:
         raise ValueError(f"configs/paper_lrs3_mtedx.py: stage=units_pretrain reads "
                          f"{'+'.join(HIGH_RESOURCE)} together; it takes no lang (found {lang!r})")
-    if stage != "units_pretrain" and lang not in LOW_RESOURCE:
+    langs = LOW_RESOURCE + ((JOINT,) if stage == "finetune" else ())
+    if stage != "units_pretrain" and lang not in langs:
         raise ValueError(f"configs/paper_lrs3_mtedx.py: stage={stage} needs lang= one of "
-                         f"{LOW_RESOURCE}, found {lang!r}")
+                         f"{langs}, found {lang!r}")
     if stage == "units_pretrain":
         return units_pretrain_values(data_dir)
     if stage == "lmdecoder":
@@ -246,7 +263,7 @@ def run_name(stage: str, lang: str = "") -> str:
 def runs() -> list[tuple[str, str]]:
     """Every training run of the recipe as (stage, lang), in the order they can run."""
     return ([("units_pretrain", "")] + [("lmdecoder", lang) for lang in LOW_RESOURCE]
-            + [("finetune", lang) for lang in LOW_RESOURCE])
+            + [("finetune", JOINT)] + [("finetune", lang) for lang in LOW_RESOURCE])
 
 
 def build_commands(manual_dirs: dict[str, str], data_dir: str) -> list[list[str]]:

@@ -106,7 +106,8 @@ def test_mixtures_name_configs_the_builders_declare_in_the_runs_languages():
     for stage, lang in RUNS:
         config = paper.get_config(_arg(stage, lang))
         allowed = set(config.data.languages)
-        assert allowed == set(paper.HIGH_RESOURCE if stage == "units_pretrain" else [lang])
+        assert allowed == set(paper.HIGH_RESOURCE if stage == "units_pretrain"
+                              else lang.split("+"))
         for source in pipeline.mixture(config.data):
             declared = registry.builder_cls(source.builder).builder_configs
             assert source.config in declared, source.spec
@@ -123,6 +124,25 @@ def test_mixtures_name_configs_the_builders_declare_in_the_runs_languages():
     commands = paper.build_commands({name: f"M/{name}" for name in paper.CORPORA}, "D")
     assert commands[0] == ["python", "-m", "data_builders", "lrs3", "--manual_dir", "M/lrs3",
                            "--data_dir", "D", "--config", "en"]
+
+
+def test_the_joint_reader_is_the_per_language_runs_together():
+    """Stage 3 of it+pt reads both languages' clips, loads both LMDecoders and stage 1's
+    language-ID head, and keeps the reader a user gets (routed WER) as its best step; the
+    per-language runs train no language-ID head."""
+    joint = paper.get_config(f"stage=finetune,lang={paper.JOINT},runs_dir=R")
+    assert list(joint.data.sources) == [s for lang in paper.LOW_RESOURCE
+                                        for s in paper.VIDEO_TEXT_SOURCES[lang]]
+    assert dict(joint.init.lmdecoder) == {lang: f"R/lmdecoder_{lang}"
+                                          for lang in paper.LOW_RESOURCE}
+    assert joint.init.lid == joint.init.encoder == "R/units_pretrain"
+    assert joint.loss.lid_weight > 0 and joint.train.best_metric == "wer_routed"
+    for lang in paper.LOW_RESOURCE:
+        one = paper.get_config(f"stage=finetune,lang={lang},runs_dir=R")
+        assert one.init.lmdecoder == f"R/lmdecoder_{lang}" and one.init.lid == ""
+        assert one.loss.lid_weight == 0.0 and one.train.best_metric == "wer"
+    with pytest.raises(ValueError, match="needs lang= one of"):
+        paper.get_config("stage=lmdecoder,lang=it+pt")
 
 
 def test_effective_batches_and_the_schedules_count_updates():

@@ -2,6 +2,8 @@
 routing), evaluation scores the labelled and the routed decoder, stage 1's head loads, and a
 clip of a language without a decoder is never read by another language's."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -76,9 +78,21 @@ def _prefer(model, code, margin=50.0):
     bias.value = bias.value.at[languages.index(code)].add(margin)
 
 
+@functools.cache
+def _jitted(name):
+    """One jitted step per name, shared by the tests: same shapes and settings compile once."""
+    return nnx.jit(getattr(get_task("finetune"), name), static_argnames="settings")
+
+
 def _step(name, model, batch, settings):
-    step = nnx.jit(getattr(get_task("finetune"), name), static_argnames="settings")
-    return jax.tree.map(np.asarray, step(model, batch, settings=settings))
+    return jax.tree.map(np.asarray, _jitted(name)(model, batch, settings=settings))
+
+
+@functools.cache
+def _loss_and_grads(settings):
+    task = get_task("finetune")
+    return nnx.jit(nnx.value_and_grad(lambda m, b: task.loss_fn(m, b, None, settings),
+                                      has_aux=True))
 
 
 def test_one_language_has_no_head_several_have_one(data_dir):
@@ -123,12 +137,16 @@ def test_soft_routing_weighs_beam_scores_with_the_language_posterior(data_dir):
     mask = batch["video_mask"]
     settings = text.TextSettings.from_config(config)
 
-    def decode(language):
-        return text.beam_decode(model, *model.encode_states(states, mask, language), language,
-                                settings)
+    one_language = nnx.jit(lambda m, s, k, language: text.beam_decode(
+            m, *m.encode_states(s, k, language), language, settings))
+    decoded = {languages.index(c): one_language(
+            model, states, mask, jnp.full((B,), languages.index(c), jnp.int32)) for c in CODES}
+
+    def decode(language):  # what routing.soft calls: every clip read as `language`
+        return decoded[int(language[0])]
 
     logp = np.asarray(routing.language_log_probs(model, states, mask))
-    per_language = [decode(jnp.full((B,), languages.index(c), jnp.int32)) for c in CODES]
+    per_language = [decoded[languages.index(c)] for c in CODES]
     scores = np.stack([np.asarray(s) for _, _, s in per_language], axis=1)
     for weight in (0.0, 1.0, 1e4):
         tokens, lengths, chosen = routing.soft(decode, model, states, mask, weight)
@@ -165,14 +183,12 @@ def test_language_id_loss_trains_the_head(data_dir):
     model = task.create_model(config, nnx.Rngs(0))
     model.eval()  # no dropout: the two losses below see the same network
     batch = _device(_batch(["es", "it", "it", "es"]))
-    grad_fn = nnx.value_and_grad(lambda m: task.loss_fn(m, batch, None, settings), has_aux=True)
-    (loss, metrics), grads = nnx.jit(grad_fn)(model)
+    (loss, metrics), grads = _loss_and_grads(settings)(model, batch)
     assert {"lid_loss", "lid_accuracy"} <= set(metrics) and np.isfinite(float(loss))
     assert np.abs(np.asarray(grads["lid"]["out"]["kernel"].value)).max() > 0
     # Without the weight the head gets no gradient and the loss is the text loss alone.
     config.loss.lid_weight = 0.0
-    (loss0, metrics0), grads0 = nnx.jit(nnx.value_and_grad(
-        lambda m: task.loss_fn(m, batch, None, task.settings(config)), has_aux=True))(model)
+    (loss0, metrics0), grads0 = _loss_and_grads(task.settings(config))(model, batch)
     assert "lid_loss" not in metrics0
     assert float(loss) == pytest.approx(float(loss0) + 0.5 * float(metrics["lid_loss"]),
                                         rel=1e-5)
@@ -252,11 +268,10 @@ def test_ids_beyond_a_smaller_vocabulary_leave_gradients_finite(data_dir):
     config = _config(data_dir)
     task = get_task("finetune")
     model = task.create_model(config, nnx.Rngs(0))
+    model.eval()  # as the test above: its compiled loss is reused
     host = _batch(["es", "it", "it", "es"])
     host["tokens"][[0, 3]] = SIZES[1] + np.arange(L) % (SIZES[0] - SIZES[1])
-    batch = _device(host)
-    (loss, _), grads = nnx.jit(nnx.value_and_grad(
-        lambda m: task.loss_fn(m, batch, None, task.settings(config)), has_aux=True))(model)
+    (loss, _), grads = _loss_and_grads(task.settings(config))(model, _device(host))
     assert np.isfinite(float(loss))
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
 

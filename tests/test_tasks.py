@@ -2,6 +2,8 @@
 gradients, greedy eval_step, host metrics with a real SentencePiece model, and loading stage-1
 and stage-2 weights from real Orbax checkpoints in the trainer's layout."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -64,9 +66,21 @@ def data_dir(tmp_path_factory):
     return d
 
 
+@functools.cache
+def _jitted_eval(task):
+    """One jitted eval step per task, shared by the tests (a model of the same structure and
+    settings compiles once)."""
+    return nnx.jit(task.eval_step, static_argnames="settings")
+
+
+@functools.cache
+def _jitted_loss(task, settings):
+    return nnx.jit(nnx.value_and_grad(
+            lambda m, b: task.loss_fn(m, b, nnx.Rngs(1), settings), has_aux=True))
+
+
 def _eval_step(task, model, batch, settings):
-    step = nnx.jit(task.eval_step, static_argnames="settings")
-    return jax.tree.map(np.asarray, step(model, batch, settings=settings))
+    return jax.tree.map(np.asarray, _jitted_eval(task)(model, batch, settings=settings))
 
 
 def _run(task_name, config, with_outputs=False):
@@ -76,9 +90,7 @@ def _run(task_name, config, with_outputs=False):
     model.train()
     host = _batch()
     batch = _device(host)
-    grad_fn = nnx.value_and_grad(lambda m: task.loss_fn(m, batch, nnx.Rngs(1), settings),
-                                 has_aux=True)
-    (loss, metrics), grads = nnx.jit(grad_fn)(model)
+    (loss, metrics), grads = _jitted_loss(task, settings)(model, batch)
     assert np.isfinite(float(loss)) and float(metrics["loss"]) == float(loss)
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
     assert any(np.abs(g).max() > 0 for g in jax.tree.leaves(grads))

@@ -40,12 +40,12 @@ reproduce: $(STAMP) espeak
 
 test: $(STAMP) espeak
 	$(PY) -m ruff check lipjax configs data_builders experiments tests
-	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS)
 
 # Long tests (the tiny recipe end to end, kill -9 resume, several processes): minutes each.
 # CI (.ci/run) runs them after `make test`.
 test-slow: $(STAMP) espeak
-	$(PY) -m pytest -n 2 -q -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m slow $(PYTEST_ARGS)
 
 bench: $(STAMP) espeak
 	$(PY) -m experiments.bench_data

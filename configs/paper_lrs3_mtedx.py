@@ -263,7 +263,7 @@ def run_name(stage: str, lang: str = "") -> str:
 def runs() -> list[tuple[str, str]]:
     """Every training run of the recipe as (stage, lang), in the order they can run."""
     return ([("units_pretrain", "")] + [("lmdecoder", lang) for lang in LOW_RESOURCE]
-            + [("finetune", JOINT)] + [("finetune", lang) for lang in LOW_RESOURCE])
+            + [("finetune", lang) for lang in LOW_RESOURCE] + [("finetune", JOINT)])
 
 
 def build_commands(manual_dirs: dict[str, str], data_dir: str) -> list[list[str]]:

@@ -263,7 +263,7 @@ def dry_run(workdir: str, size: str = "base") -> dict[str, Any]:
         mixture = read_mixture(config)
         report["runs"][paper.run_name(stage, lang)] = {
                 "counts": mixture["counts"], "time_masks": mixture["time_masks"]}
-        if stage in report["stages"]:  # it and pt share shapes: one compile per stage
+        if stage in report["stages"]:  # one compile per stage: its first run (stage 3: it)
             report["stages"][stage]["runs"] += 1
             continue
         arrays = mixture["arrays"]

@@ -26,6 +26,10 @@ from lipjax.preprocess import write_video
 from lipjax.train.trainer import train
 from tests import fixtures_builder as fb
 
+# One worker runs the whole module (`--dist loadgroup`, Makefile): the trained run is a module
+# fixture, made once instead of once per worker.
+pytestmark = pytest.mark.xdist_group("transcribe")
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PAD = 48  # the 96x96 crop sits at [PAD:PAD+96] of a 192x192 frame
 PLUGIN = '''
@@ -149,22 +153,15 @@ def test_transcribe_a_raw_video(run):
 
 
 @pytest.mark.slow
-def test_transcribe_a_crop_with_the_saved_config(run):
-    _, workdir, folder = run
-    proc = _transcribe([f"--workdir={workdir}", f"--video={folder / 'mouth.mp4'}", "--roi",
-                        "--greedy"], folder)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert proc.stdout.count("\n") == 1 and "greedy" in proc.stderr
-
-
-@pytest.mark.slow
 def test_several_videos_in_one_call_read_as_one_by_one(run):
-    """`lipjax transcribe A B --json`: batched transcripts equal the single-video ones
+    """A mouth crop read with the run's saved config (no --config), alone; then
+    `lipjax transcribe A B --json`: batched transcripts equal the single-video ones
     (padding never changes what the model computes for a clip), with every timing."""
     _, workdir, folder = run
     single = _transcribe([f"--workdir={workdir}", f"--video={folder / 'mouth.mp4'}", "--roi",
                           "--greedy"], folder)
     assert single.returncode == 0, single.stderr[-4000:]
+    assert single.stdout.count("\n") == 1 and "greedy" in single.stderr
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                PYTHONPATH=os.pathsep.join([str(folder), str(REPO)]))
     short = folder / "short.mp4"

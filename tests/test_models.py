@@ -103,6 +103,7 @@ def test_padding_never_changes_lipreader_text_outputs():
     np.testing.assert_allclose(da, db[:, :4], atol=2e-4, rtol=2e-4)
 
 
+@pytest.mark.slow  # three compiles of a lip reader's gradient: a minute or two on 2 cores
 def test_remat_and_bfloat16_switches():
     """Remat recomputes the same function (same loss and gradients); bf16 compute keeps
     float32 parameters and stays close."""

@@ -26,8 +26,9 @@ from lipjax.preprocess import write_video
 from lipjax.train.trainer import train
 from tests import fixtures_builder as fb
 
-# One worker runs the whole module (`--dist loadgroup`, Makefile): the trained run is a module
-# fixture, made once instead of once per worker.
+# One worker runs the whole module (`--dist loadgroup`, Makefile), so the two workers do not
+# both train the run (a module fixture; xdist may still set it up again on that worker when a
+# batch of tests ends between two of the module's).
 pytestmark = pytest.mark.xdist_group("transcribe")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

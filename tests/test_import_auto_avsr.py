@@ -8,30 +8,38 @@ swish) at tiny sizes, under the published key names. Its random weights are save
 CTC head) run on a padded batch of clips of several lengths must agree with the reference run
 on each clip alone. Float32 round-off through these few layers stays orders of magnitude below
 the 1e-4 bound; a wrong axis order, activation or missing norm moves outputs by O(0.1) (the
-negative control shows the bound can fail).
+negative controls show the bound can fail).
+
+The attention decoder (ESPnet's pre-norm Transformer decoder, tests/torch_reference.py) is
+checked the same way: imported with `with_decoder=True`, its teacher-forced logits on random
+encoder states of several lengths, padded and masked, and token prefixes of several lengths
+must agree with the reference run on each example alone, and its incremental `step()` with its
+full pass.
 """
 
 from __future__ import annotations
 
+import json
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 torch = pytest.importorskip("torch", reason="the numerical checks need PyTorch (the torch extra)")
 from torch import nn  # noqa: E402
 
 from lipjax.io import convert  # noqa: E402
+from lipjax.tasks.common import restore_params  # noqa: E402
 from tests import torch_reference as ref  # noqa: E402
 
 WIDTH, DIM, HEADS, FFN, KERNEL, LAYERS, VOCAB = 4, 24, 2, 40, 5, 2, 11
+DECODER_LAYERS, TOKEN_LENGTHS = 2, [6, 1, 4]
 LENGTHS, SIZE = [9, 4, 7], 24
 TOLERANCE = 1e-4
-
-
-def esp_norm(dim: int) -> nn.LayerNorm:
-    return nn.LayerNorm(dim, eps=1e-12)
+esp_norm = ref.esp_norm
 
 
 class RelPositionMultiHeadedAttention(nn.Module):
@@ -75,13 +83,7 @@ def rel_positions(t: int, dim: int) -> torch.Tensor:
     return pe[None]
 
 
-class PositionwiseFeedForward(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.w_1, self.w_2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_2(torch.relu(self.w_1(x)))
+PositionwiseFeedForward = ref.FeedForward
 
 
 class ConvolutionModule(nn.Module):
@@ -137,13 +139,15 @@ class CTC(nn.Module):
 
 
 class E2E(nn.Module):
-    """auto_avsr's VSR model (current layout); the decoder is not part of the comparison."""
+    """auto_avsr's VSR model (current layout); `forward` runs the encoder and CTC head, the
+    decoder is compared on its own (`decoder_inputs`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.frontend = ref.VideoFrontEnd(WIDTH, "swish")
         self.proj_encoder = nn.Linear(8 * WIDTH, DIM)
         self.encoder = ConformerEncoder()
+        self.decoder = ref.TransformerDecoder(VOCAB, DIM, HEADS, FFN, DECODER_LAYERS)
         self.ctc = CTC()
 
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,3 +219,98 @@ def test_errors_name_the_key_and_both_shapes(reference, tmp_path):
     extra = {**state, "encoder.encoders.0.concat_linear.weight": torch.zeros(24, 48)}
     with pytest.raises(ValueError, match=r"unexpected keys.*concat_linear\.weight \(24, 48\)"):
         convert.import_checkpoint("auto_avsr", save(tmp_path, extra, "extra.pth"))
+
+
+def decoder_inputs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random encoder states (B, T, D) padded to the longest of LENGTHS (random values in the
+    padding too: only the mask may hide them), their (B, T) mask, and random token ids
+    (B, max TOKEN_LENGTHS)."""
+    rng = np.random.default_rng(seed)
+    memory = rng.normal(size=(len(LENGTHS), max(LENGTHS), DIM)).astype(np.float32)
+    mask = np.arange(max(LENGTHS))[None] < np.asarray(LENGTHS)[:, None]
+    return memory, mask, rng.integers(0, VOCAB, (len(LENGTHS), max(TOKEN_LENGTHS)))
+
+
+def reference_decoder_logits(reference, memory, tokens) -> list[np.ndarray]:
+    """The reference decoder on each example alone: its own T frames and L tokens."""
+    with torch.no_grad():
+        return [reference.decoder(torch.from_numpy(tokens[i:i + 1, :n]).long(),
+                                  torch.from_numpy(memory[i:i + 1, :t]))[0].numpy()
+                for i, (t, n) in enumerate(zip(LENGTHS, TOKEN_LENGTHS, strict=True))]
+
+
+def decoder_diff(ours: np.ndarray, expected: list[np.ndarray]) -> float:
+    return max(float(np.abs(ours[i, :n] - expected[i]).max())
+               for i, n in enumerate(TOKEN_LENGTHS))
+
+
+@pytest.fixture(scope="module")
+def decoder_case(reference):
+    memory, mask, tokens = decoder_inputs(seed=2)
+    return memory, mask, tokens, reference_decoder_logits(reference, memory, tokens)
+
+
+@pytest.mark.parametrize("layout", ["current", "pre-2025"])
+def test_decoder_matches_the_reference(reference, decoder_case, tmp_path, layout):
+    state = reference.state_dict()
+    path = save(tmp_path, state if layout == "current" else legacy(state))
+    arch, params = convert.import_checkpoint("auto_avsr", path, with_ctc=True, with_decoder=True)
+    assert arch["decoder"] == {"vocab": VOCAB, "dim": DIM, "layers": DECODER_LAYERS,
+                               "heads": HEADS, "ffn": FFN, "ffn_act": "relu", "norm_eps": 1e-12,
+                               "blank": 0, "sos": VOCAB - 1, "eos": VOCAB - 1}
+    memory, mask, tokens, expected = decoder_case
+    decoder = convert.attention_decoder(arch["decoder"], params["decoder"])
+    memory, mask, tokens = jnp.asarray(memory), jnp.asarray(mask), jnp.asarray(tokens)
+
+    @nnx.jit
+    def run(d):
+        full = d(tokens, memory, mask)
+        cache = d.init_cache(memory, tokens.shape[1])
+        steps = []
+        for i in range(tokens.shape[1]):
+            logits, cache = d.step(cache, tokens[:, i], jnp.int32(i), mask)
+            steps.append(logits)
+        return full, jnp.stack(steps, axis=1)
+
+    full, steps = map(np.asarray, run(decoder))
+    diff, step_diff = decoder_diff(full, expected), float(np.abs(steps - full).max())
+    print(f"auto_avsr decoder ({layout}): max abs difference {diff:.2e} (reference), "
+          f"{step_diff:.2e} (step vs full)")
+    assert diff < TOLERANCE and step_diff < TOLERANCE
+
+    swish = convert.attention_decoder({**arch["decoder"], "ffn_act": "swish"}, params["decoder"])
+    assert decoder_diff(np.asarray(swish(tokens, memory, mask)), expected) > 100 * TOLERANCE
+
+
+def test_decoder_errors_name_the_key(reference, tmp_path):
+    state = reference.state_dict()
+    key = "decoder.decoders.1.src_attn.linear_k.weight"
+    wrong = {**state, key: torch.zeros(24, 23)}
+    with pytest.raises(ValueError, match=rf"{key}.*shape \(24, 23\), expected \(24, 24\)"):
+        convert.import_checkpoint("auto_avsr", save(tmp_path, wrong, "wrong.pth"),
+                                  with_decoder=True)
+    key = "decoder.decoders.0.norm3.bias"
+    missing = {k: v for k, v in state.items() if k != key}
+    with pytest.raises(KeyError, match=rf"{key}.*missing.*\(24,\)"):
+        convert.import_checkpoint("auto_avsr", save(tmp_path, missing, "missing.pth"),
+                                  with_decoder=True)
+    extra = {**state, "decoder.decoders.0.concat_linear1.weight": torch.zeros(24, 48)}
+    path = save(tmp_path, extra, "extra.pth")
+    with pytest.raises(ValueError, match=r"unexpected keys.*concat_linear1\.weight \(24, 48\)"):
+        convert.import_checkpoint("auto_avsr", path, with_decoder=True)
+    convert.import_checkpoint("auto_avsr", path)  # not asked for: the decoder is left out
+
+
+def test_convert_writes_the_decoder_and_its_ids(reference, tmp_path):
+    path = save(tmp_path, reference.state_dict())
+    out = str(tmp_path / "converted")
+    assert convert.main(["auto_avsr", path, out, "--with_decoder"]) == 0
+    with open(f"{out}/config.json") as f:
+        written = json.load(f)
+    arch, params = convert.import_checkpoint("auto_avsr", path, with_decoder=True)
+    assert written["decoder"] == arch["decoder"] and "decoder" not in written["model"]
+    restored = restore_params(out)
+    assert sorted(restored) == ["decoder", "visual"]
+    same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), restored["decoder"],
+                        params["decoder"])
+    assert all(jax.tree.leaves(same))

@@ -1,10 +1,13 @@
 """PyTorch reference pieces shared by the importer tests (tests/test_import_*.py): the ResNet-18
 video front end that auto_avsr and AV-HuBERT both publish (Conv3d stem `frontend3D`, `trunk`),
-random weights, random clips with padding, and the comparison. Written from the published
-architectures, with a width parameter so the tests stay small; key names are the published ones.
+ESPnet's pre-norm Transformer decoder that auto_avsr publishes (`decoder.*`), random weights,
+random clips with padding, and the comparison. Written from the published architectures, with
+size parameters so the tests stay small; key names are the published ones.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -74,6 +77,109 @@ class VideoFrontEnd(nn.Module):
         x = self.frontend3D(video[:, None])  # (B, C, T, h, w)
         x = x.transpose(1, 2).reshape(b * t, *x.shape[1:2], *x.shape[3:])
         return self.trunk(x).reshape(b, t, -1)
+
+
+def esp_norm(dim: int) -> nn.LayerNorm:
+    """ESPnet's LayerNorm: PyTorch's with epsilon 1e-12."""
+    return nn.LayerNorm(dim, eps=1e-12)
+
+
+def sinusoid_table(length: int, dim: int) -> torch.Tensor:
+    """ESPnet's PositionalEncoding table for positions 0..length-1: (length, dim), sin at even
+    and cos at odd channels."""
+    pos = torch.arange(length, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * -(math.log(10000.0) / dim))
+    pe = torch.zeros(length, dim)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * div), torch.cos(pos * div)
+    return pe
+
+
+class PositionalEncoding(nn.Module):
+    """x·√dim + positions (no parameters: `embed.1` has no keys)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * math.sqrt(self.dim) + sinusoid_table(x.shape[1], self.dim)[None]
+
+
+class MultiHeadedAttention(nn.Module):
+    """ESPnet's plain multi-head attention; mask (B, 1|T1, T2) bool, True = may attend."""
+
+    def __init__(self, heads: int, dim: int) -> None:
+        super().__init__()
+        self.h, self.d_k = heads, dim // heads
+        self.linear_q, self.linear_k = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.linear_v, self.linear_out = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                mask: torch.Tensor | None) -> torch.Tensor:
+        b = query.shape[0]
+        split = lambda y: y.view(b, -1, self.h, self.d_k).transpose(1, 2)
+        q, k = split(self.linear_q(query)), split(self.linear_k(key))
+        v = split(self.linear_v(value))
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)
+        if mask is not None:
+            hidden = ~mask[:, None]
+            scores = scores.masked_fill(hidden, torch.finfo(scores.dtype).min)
+            attn = torch.softmax(scores, dim=-1).masked_fill(hidden, 0.0)
+        else:
+            attn = torch.softmax(scores, dim=-1)
+        out = torch.matmul(attn, v).transpose(1, 2).reshape(b, -1, self.h * self.d_k)
+        return self.linear_out(out)
+
+
+class FeedForward(nn.Module):
+    """ESPnet's PositionwiseFeedForward (ReLU)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.w_1, self.w_2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w_2(torch.relu(self.w_1(x)))
+
+
+class DecoderLayer(nn.Module):
+    """ESPnet's DecoderLayer, normalize_before=True, concat_after=False."""
+
+    def __init__(self, dim: int, heads: int, ffn: int) -> None:
+        super().__init__()
+        self.self_attn = MultiHeadedAttention(heads, dim)
+        self.src_attn = MultiHeadedAttention(heads, dim)
+        self.feed_forward = FeedForward(dim, ffn)
+        self.norm1, self.norm2, self.norm3 = esp_norm(dim), esp_norm(dim), esp_norm(dim)
+
+    def forward(self, x: torch.Tensor, tgt_mask: torch.Tensor, memory: torch.Tensor,
+                memory_mask: torch.Tensor | None) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.self_attn(h, h, h, tgt_mask)
+        h = self.norm2(x)
+        x = x + self.src_attn(h, memory, memory, memory_mask)
+        return x + self.feed_forward(self.norm3(x))
+
+
+class TransformerDecoder(nn.Module):
+    """ESPnet's Transformer decoder as auto_avsr builds it: tokens (B, L) int64, memory
+    (B, T, dim), memory_mask (B, 1, T) or None → logits (B, L, vocab) under a causal mask."""
+
+    def __init__(self, vocab: int, dim: int, heads: int, ffn: int, layers: int) -> None:
+        super().__init__()
+        self.embed = nn.Sequential(nn.Embedding(vocab, dim), PositionalEncoding(dim))
+        self.decoders = nn.ModuleList(DecoderLayer(dim, heads, ffn) for _ in range(layers))
+        self.after_norm = esp_norm(dim)
+        self.output_layer = nn.Linear(dim, vocab)
+
+    def forward(self, tokens: torch.Tensor, memory: torch.Tensor,
+                memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+        length = tokens.shape[1]
+        tgt_mask = torch.tril(torch.ones(length, length, dtype=torch.bool))[None]
+        x = self.embed(tokens)
+        for layer in self.decoders:
+            x = layer(x, tgt_mask, memory, memory_mask)
+        return self.output_layer(self.after_norm(x))
 
 
 def randomize(model: nn.Module, seed: int) -> nn.Module:

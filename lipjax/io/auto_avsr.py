@@ -11,7 +11,21 @@ What the published code computes, and the config values that reproduce it: swish
 ESPnet Conformer blocks (macaron FFN halves with ReLU, relative-position attention, conv module
 with BatchNorm), LayerNorm epsilon 1e-12, `after_norm` at the end.
 The CTC head (`ctc.ctc_lo`, vocabulary of auto_avsr's SentencePiece model) comes along on
-request; the attention decoder does not (its layout is not lipjax's LMDecoder).
+request, and so does the attention decoder (`decoder.*`, ESPnet's Transformer decoder): pre-norm
+blocks `norm1` → self-attention, `norm2` → `src_attn` over the encoder states, `norm3` → ReLU
+feed-forward, then `after_norm` and `output_layer`; embedding ×√dim plus interleaved sin/cos
+positions. That is lipjax's models/decoder.TransformerDecoder with ffn_act="relu" and
+norm_eps=1e-12. Its heads are not in its shapes: auto_avsr gives decoder and encoder the same
+count, so the encoder's is used.
+
+Token ids: the imported decoder and CTC head keep auto_avsr's, not lipjax's (schema.py: PAD 0,
+UNK 1, BOS 2, EOS 3). auto_avsr's vocabulary is `<blank>` 0, then its SentencePiece units file
+(`<unk>` 1, pieces from 2), then one `<sos/eos>` token at vocab-1 that both starts and ends a
+sentence. Permuting rows cannot make that fit lipjax's convention (one auto_avsr token would
+have to be both BOS 2 and EOS 3, and ids 2 and 3 are real pieces in auto_avsr's model), so the
+ids stay as published, and `decoder_architecture` records blank/sos/eos next to the sizes
+(convert.py writes them into config.json's "decoder"). Text in and out goes through auto_avsr's
+own SentencePiece model and units file, not a lipjax tokenizer.
 """
 
 from __future__ import annotations
@@ -93,10 +107,12 @@ def rules(tensors: Tensors, arch: dict[str, Any]) -> list[Rule]:
     return out
 
 
-def ignored(tensors: Tensors, with_ctc: bool) -> list[str]:
-    """Keys left out on purpose: the decoder, the CTC head unless asked for, BatchNorm counters."""
+def ignored(tensors: Tensors, with_ctc: bool, with_decoder: bool = False) -> list[str]:
+    """Keys left out on purpose: the decoder and the CTC head unless asked for, BatchNorm
+    counters."""
     root = re.escape(layout(tensors)[0])
-    out = [r"num_batches_tracked$", f"^{root}decoder\\."]
+    out = [r"num_batches_tracked$"]
+    out += [] if with_decoder else [f"^{root}decoder\\."]
     return out if with_ctc else [*out, f"^{root}ctc\\."]
 
 
@@ -109,3 +125,48 @@ def ctc_head(tensors: Tensors) -> dict[str, np.ndarray]:
                        "CTC head)")
     return {"kernel": tensors.take(f"{key}.weight", shape, "ctc/kernel").T.copy(),
             "bias": tensors.take(f"{key}.bias", (shape[0],), "ctc/bias")}
+
+
+def _decoder_prefix(tensors: Tensors) -> str:
+    return f"{layout(tensors)[0]}decoder."
+
+
+def decoder_architecture(tensors: Tensors, heads: int) -> dict[str, Any]:
+    """The TransformerDecoder's constructor values (`heads`: the encoder's, see the module
+    docstring) and auto_avsr's token ids: {vocab, dim, layers, heads, ffn, ffn_act, norm_eps,
+    blank, sos, eos}."""
+    dec = _decoder_prefix(tensors)
+    for key in (f"{dec}embed.0.weight", f"{dec}decoders.0.self_attn.linear_q.weight",
+                f"{dec}decoders.0.src_attn.linear_q.weight",
+                f"{dec}decoders.0.feed_forward.w_1.weight"):
+        if key not in tensors:
+            raise KeyError(f"{tensors.source}: key {key!r} is missing (asked for the attention "
+                           "decoder: auto_avsr's ESPnet Transformer decoder has it)")
+    vocab, dim = tensors.shape(f"{dec}embed.0.weight")
+    layers = tensors.count(f"{dec}decoders.{{i}}.self_attn.linear_q.weight")
+    ffn = tensors.shape(f"{dec}decoders.0.feed_forward.w_1.weight")[0]
+    return {"vocab": vocab, "dim": dim, "layers": layers, "heads": heads, "ffn": ffn,
+            "ffn_act": "relu", "norm_eps": 1e-12, "blank": 0, "sos": vocab - 1, "eos": vocab - 1}
+
+
+def decoder_rules(tensors: Tensors) -> list[Rule]:
+    """models/decoder.TransformerDecoder ← `decoder.*` (ESPnet's pre-norm Transformer decoder;
+    `output_norm` is ESPnet's older name of `after_norm`, which its loader renames too)."""
+    dec = _decoder_prefix(tensors)
+    blk, b = f"{dec}decoders.{{i}}.", "layers/blocks"
+    final = f"{dec}output_norm" if f"{dec}output_norm.weight" in tensors else f"{dec}after_norm"
+    out = [Rule("embed/embedding", f"{dec}embed.0.weight"), *layer_norm("final_norm", final),
+           *linear("logits", f"{dec}output_layer"),
+           *linear(f"{b}/ff/up", f"{blk}feed_forward.w_1"),
+           *linear(f"{b}/ff/down", f"{blk}feed_forward.w_2")]
+    for ours, theirs in (("self_norm", "norm1"), ("cross_norm", "norm2"), ("ff_norm", "norm3")):
+        out += layer_norm(f"{b}/{ours}", f"{blk}{theirs}")
+    for ours, theirs in (("self_attn", "self_attn"), ("cross_attn", "src_attn")):
+        for proj, name in (("query", "q"), ("key", "k"), ("value", "v"), ("out", "out")):
+            out += linear(f"{b}/{ours}/{proj}", f"{blk}{theirs}.linear_{name}")
+    return out
+
+
+def outside_decoder(tensors: Tensors) -> list[str]:
+    """`ignore` patterns for filling the decoder alone: every key not under `decoder.`."""
+    return [f"^(?!{re.escape(_decoder_prefix(tensors))})"]

@@ -1,12 +1,16 @@
 """Convert a pretrained checkpoint once; train without PyTorch afterwards.
 
     python -m lipjax.io.convert auto_avsr vsr_trlrs3vox2_base.pth out/pretrained/auto_avsr
+    python -m lipjax.io.convert auto_avsr vsr_trlrs3vox2_base.pth OUT --with_ctc --with_decoder
     python -m lipjax.io.convert avhubert base_vox_iter5.pt out/pretrained/avhubert_base
 
 OUT receives `checkpoints/0/state` (Orbax; {"model": {"visual": frontend + encoder, "ctc": the
-CTC head with --with_ctc}}, the layout every lipjax stage reads, lipjax/tasks/common.py) and
-`config.json`, whose "model" values build the lipjax model that fits it. Stage 1 starts from it
-with `configs/units_pretrain.py:base,init_from=OUT` (fresh unit and language-ID heads).
+CTC head with --with_ctc, "decoder": the attention decoder with --with_decoder}}, the layout
+every lipjax stage reads, lipjax/tasks/common.py) and `config.json`, whose "model" values build
+the lipjax model that fits it and whose "decoder" (with --with_decoder) holds the
+TransformerDecoder's sizes and auto_avsr's token ids (`attention_decoder` builds it; the ids
+are auto_avsr's, io/auto_avsr.py). Stage 1 starts from it with
+`configs/units_pretrain.py:base,init_from=OUT` (fresh unit and language-ID heads).
 Reading the file needs neither PyTorch nor fairseq, and runs nothing stored in it
 (io/torch_file.py).
 """
@@ -26,6 +30,7 @@ from lipjax.io import auto_avsr, avhubert
 from lipjax.io.mapping import Tensors, fill
 from lipjax.io.torch_file import plain, read_checkpoint, state_dict
 from lipjax.models import factory
+from lipjax.models.decoder import TransformerDecoder
 from lipjax.models.lipreader import VisualEncoder
 from lipjax.tasks.common import WEIGHTS
 
@@ -33,22 +38,26 @@ FAMILIES = {auto_avsr.KIND: auto_avsr, avhubert.KIND: avhubert}
 
 
 def model_config(arch: dict[str, Any]) -> ml_collections.ConfigDict:
-    """A config whose `model` block builds the imported architecture (float32)."""
-    return ml_collections.ConfigDict({"model": factory.model_config("base", **arch),
+    """A config whose `model` block builds the imported architecture (float32); an imported
+    decoder's values (arch["decoder"]) are not model keys and stay out."""
+    model = {k: v for k, v in arch.items() if k != "decoder"}
+    return ml_collections.ConfigDict({"model": factory.model_config("base", **model),
                                       "train": {"dtype": "float32"}})
 
 
-def import_checkpoint(kind: str, path: str, *, heads: int = 0, with_ctc: bool = False
-                      ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(config.model values, lipjax parameters {"visual": ..., ["ctc": ...]}) of a checkpoint."""
+def import_checkpoint(kind: str, path: str, *, heads: int = 0, with_ctc: bool = False,
+                      with_decoder: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config.model values, lipjax parameters {"visual": ..., ["ctc": ...], ["decoder": ...]})
+    of a checkpoint; with_decoder adds arch["decoder"] (auto_avsr.decoder_architecture)."""
     if kind not in FAMILIES:
         raise ValueError(f"checkpoint kind {kind!r}: expected one of {sorted(FAMILIES)}")
     family = FAMILIES[kind]
     obj = read_checkpoint(path)
     tensors = Tensors(state_dict(obj, path), path)
     if kind == avhubert.KIND:
-        if with_ctc:
-            raise ValueError("--with_ctc: only auto_avsr checkpoints have a CTC head to import")
+        if with_ctc or with_decoder:
+            raise ValueError("--with_ctc, --with_decoder: only auto_avsr checkpoints have a CTC "
+                             "head and an attention decoder to import")
         config_obj = obj.get("cfg", obj.get("args")) if isinstance(obj, dict) else None
         arch = avhubert.architecture(tensors, plain(config_obj), heads)
     else:
@@ -57,11 +66,35 @@ def import_checkpoint(kind: str, path: str, *, heads: int = 0, with_ctc: bool = 
     params: dict[str, Any] = {}
     if with_ctc:
         params["ctc"] = auto_avsr.ctc_head(tensors)
+    if with_decoder:  # before the encoder, whose fill then finds every decoder key read
+        arch["decoder"] = auto_avsr.decoder_architecture(tensors, arch["heads"])
+        abstract = nnx.eval_shape(lambda: _decoder(arch["decoder"]))
+        params["decoder"] = fill(nnx.state(abstract, WEIGHTS).to_pure_dict(),
+                                 auto_avsr.decoder_rules(tensors), tensors,
+                                 auto_avsr.outside_decoder(tensors))
     abstract = nnx.eval_shape(lambda: factory.visual_encoder(model_config(arch), nnx.Rngs(0)))
     target = nnx.state(abstract, WEIGHTS).to_pure_dict()
-    params["visual"] = fill(target, family.rules(tensors, arch), tensors,
-                            family.ignored(tensors, with_ctc))
+    ignore = (auto_avsr.ignored(tensors, with_ctc, with_decoder) if kind == auto_avsr.KIND
+              else family.ignored(tensors, with_ctc))
+    params["visual"] = fill(target, family.rules(tensors, arch), tensors, ignore)
     return arch, params
+
+
+def _decoder(config: dict[str, Any]) -> TransformerDecoder:
+    return TransformerDecoder(config["vocab"], config["dim"], config["layers"], config["heads"],
+                              config["ffn"], ffn_act=config["ffn_act"],
+                              norm_eps=config["norm_eps"], rngs=nnx.Rngs(0))
+
+
+def attention_decoder(config: dict[str, Any], weights: dict[str, Any]) -> TransformerDecoder:
+    """The imported attention decoder (config: arch["decoder"] or config.json's "decoder";
+    weights: params["decoder"]), in evaluation mode; its token ids are auto_avsr's."""
+    model = _decoder(config)
+    state = nnx.state(model, WEIGHTS)
+    nnx.replace_by_pure_dict(state, weights)
+    nnx.update(model, state)
+    model.eval()
+    return model
 
 
 def visual_encoder(arch: dict[str, Any], visual: dict[str, Any]) -> VisualEncoder:
@@ -85,8 +118,10 @@ def save(out: str, arch: dict[str, Any], params: dict[str, Any], source: dict[st
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(state_dir, {"model": params})
         ckptr.wait_until_finished()
+    model = {k: v for k, v in arch.items() if k != "decoder"}
+    extra = {"decoder": arch["decoder"]} if "decoder" in arch else {}
     with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump({"model": arch, "converted_from": source}, f, indent=2)
+        json.dump({"model": model, **extra, "converted_from": source}, f, indent=2)
     return out
 
 
@@ -100,12 +135,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="attention heads, when neither shapes nor config give them")
     parser.add_argument("--with_ctc", action="store_true",
                         help="also import auto_avsr's CTC head (as model/ctc)")
+    parser.add_argument("--with_decoder", action="store_true",
+                        help="also import auto_avsr's attention decoder (as model/decoder; "
+                             "config.json's \"decoder\" gives its sizes and token ids)")
     args = parser.parse_args(argv)
     arch, params = import_checkpoint(args.kind, args.checkpoint, heads=args.heads,
-                                     with_ctc=args.with_ctc)
+                                     with_ctc=args.with_ctc, with_decoder=args.with_decoder)
     out = save(args.out, arch, params, {"kind": args.kind,
                                         "checkpoint": os.path.abspath(args.checkpoint)})
     print(f"wrote {out} ({args.kind}: {json.dumps(arch)})")
+    if "decoder" in arch:
+        ids = arch["decoder"]
+        print(f"the decoder's token ids are auto_avsr's (blank {ids['blank']}, sos/eos "
+              f"{ids['sos']}), for its SentencePiece model; convert.attention_decoder builds it")
     print(f"stage 1 from it: python -m lipjax.train --config "
           f"configs/units_pretrain.py:base,init_from={out} --workdir WORKDIR")
     return 0

@@ -3,6 +3,12 @@
 Token ids are `lipjax.schema`'s: PAD 0, UNK 1, BOS 2, EOS 3. The decoder sees
 [BOS, t1, ..., tL] and predicts [t1, ..., tL, EOS]; the causal mask alone makes valid positions
 independent of padding after them, and `memory_mask` hides padded encoder frames.
+(A decoder imported from auto_avsr keeps auto_avsr's ids instead: lipjax/io/auto_avsr.py.)
+
+Options that pretrained checkpoints need (defaults keep lipjax's own decoders as they were):
+`ffn_act` (ESPnet's feed-forward uses ReLU; lipjax's default swish) and `norm_eps` (ESPnet's
+LayerNorms use 1e-12; flax's default 1e-6). The positions are already ESPnet's: sin and cos
+interleaved (`layers.sinusoid`), added to the embedding scaled by √dim.
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ from lipjax.schema import BOS, EOS, PAD
 
 
 class DecoderBlock(nnx.Module):
-    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, *, dtype: Dtype,
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, *,
+                 ffn_act: str = "swish", norm_eps: float = 1e-6, dtype: Dtype,
                  rngs: nnx.Rngs) -> None:
-        ln = lambda: nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+        ln = lambda: nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
         self.self_norm, self.cross_norm, self.ff_norm = ln(), ln(), ln()
         self.self_attn = MultiHeadAttention(dim, heads, dropout=dropout, dtype=dtype, rngs=rngs)
         self.cross_attn = MultiHeadAttention(dim, heads, dropout=dropout, dtype=dtype, rngs=rngs)
-        self.ff = FeedForward(dim, ffn, dropout, dtype=dtype, rngs=rngs)
+        self.ff = FeedForward(dim, ffn, dropout, act=ffn_act, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array, memory: jax.Array, self_mask: jax.Array,
                  memory_mask: jax.Array | None) -> jax.Array:
@@ -70,18 +77,20 @@ def _attend(attn: MultiHeadAttention, q: jax.Array, k: jax.Array, v: jax.Array,
 
 
 class TransformerDecoder(nnx.Module):
-    """Token embedding (×√dim) + sinusoidal positions + `layers` blocks + LayerNorm + logits."""
+    """Token embedding (×√dim) + sinusoidal positions + `layers` blocks + LayerNorm + logits;
+    `ffn_act` and `norm_eps` as in the module docstring."""
 
     def __init__(self, vocab: int, dim: int, layers: int, heads: int, ffn: int, *,
-                 dropout: float = 0.1, dtype: Dtype = jnp.float32, remat: bool | str = False,
+                 dropout: float = 0.1, ffn_act: str = "swish", norm_eps: float = 1e-6,
+                 dtype: Dtype = jnp.float32, remat: bool | str = False,
                  rngs: nnx.Rngs) -> None:
         self.dim = dim
         self.embed = nnx.Embed(vocab, dim, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.layers = LayerStack(
-            lambda r: DecoderBlock(dim, heads, ffn, dropout, dtype=dtype, rngs=r), layers,
-            remat=remat, rngs=rngs)
-        self.final_norm = nnx.LayerNorm(dim, dtype=dtype, rngs=rngs)
+            lambda r: DecoderBlock(dim, heads, ffn, dropout, ffn_act=ffn_act, norm_eps=norm_eps,
+                                   dtype=dtype, rngs=r), layers, remat=remat, rngs=rngs)
+        self.final_norm = nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
         self.logits = nnx.Linear(dim, vocab, dtype=dtype, rngs=rngs)
 
     def __call__(self, tokens: jax.Array, memory: jax.Array,

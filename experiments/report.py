@@ -169,7 +169,8 @@ def learning_curves(run_dirs: dict[str, str], out_path: str) -> None:
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a panel with no run (e.g. stage 1 alone) stays bare
+            ax.legend(fontsize=7)
     axes[0].set_yscale("log")
     fig.tight_layout()
     fig.savefig(out_path, dpi=110)

@@ -66,6 +66,24 @@ def define_flags() -> None:
                         "several languages picks each clip's with its language-ID head).")
     flags.DEFINE_integer("step", None, "Checkpoint step (default: best on validation).")
     flags.DEFINE_bool("greedy", False, "Greedy decoding instead of beam search.")
+    flags.DEFINE_string("xla_cache", default_xla_cache(),
+                        "Folder of compiled programs kept between calls, so that a later call "
+                        "with the same run and clip lengths skips compilation ('' = none).")
+
+
+def default_xla_cache() -> str:
+    """$XDG_CACHE_HOME/lipjax/xla (~/.cache/lipjax/xla)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "lipjax", "xla")
+
+
+def use_xla_cache(folder: str) -> None:
+    """jax's persistent compilation cache in `folder` (programs that took ≥ 0.5 s to compile:
+    the encoder and the decoder of each batch shape)."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def process_age() -> float | None:
@@ -335,6 +353,8 @@ def main(argv: list[str]) -> None:
     for module in f.plugin:
         importlib.import_module(module)
     config = run_config(f.config, f.workdir)
+    if f.xla_cache:
+        use_xla_cache(f.xla_cache)
     report = transcribe_many(config, f.workdir, videos, roi=f.roi, landmarker=f.landmarker,
                              lang=f.lang, step=f.step, greedy=f.greedy, batch_size=f.batch_size)
     if f.json:

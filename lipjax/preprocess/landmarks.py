@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from collections.abc import Callable, Iterable
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -70,6 +70,11 @@ class DlibLandmarker:
     frame. A frame without a detection is retried once with the image upsampled, which finds
     faces down to ~40 px. The most confident detection wins (not the largest: face-like
     patterns in the background can be bigger than the speaker's face).
+
+    Over a video (`track`), each frame's face is searched first near the previous frame's
+    (the detector's cost grows with the pixels it scans: a window of twice the face's size
+    costs a fraction of the frame), and in the whole frame when it is not there. Every frame
+    is still detected, so a frame without a face stays empty.
     """
 
     def __init__(self, model_path: str | None = None, detect_max_side: int = 640):
@@ -81,24 +86,49 @@ class DlibLandmarker:
         self._max_side = detect_max_side
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+        box = self._face(frame)
+        return None if box is None else self._landmarks(frame, box)
+
+    def track(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray | None]:
+        """The landmarks of each frame of one video, or None where no face was found."""
+        box = None
+        for frame in frames:
+            local = None if box is None else self._face(frame, near=box)
+            box = local if local is not None else self._face(frame)
+            yield None if box is None else self._landmarks(frame, box)
+
+    def _landmarks(self, frame: np.ndarray, box: Any) -> np.ndarray:
+        shape = self._predictor(frame, box)
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+
+    def _face(self, frame: np.ndarray, near: Any = None) -> Any:
+        """The most confident face's box in full-frame pixels (a dlib.rectangle), or None.
+        `near`: search only a window of twice that box's size around it, at the resolution
+        the whole frame would be searched at."""
         height, width = frame.shape[:2]
         scale = min(1.0, self._max_side / max(height, width))
+        x0, y0 = 0, 0
+        if near is not None:
+            w, h = near.right() - near.left(), near.bottom() - near.top()
+            x0, y0 = max(0, near.left() - w // 2), max(0, near.top() - h // 2)
+            frame = frame[y0:min(height, near.bottom() + h // 2),
+                          x0:min(width, near.right() + w // 2)]
+            height, width = frame.shape[:2]
         small = frame
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+        small = np.ascontiguousarray(small)
         faces, scores, _ = self._detector.run(small, 0, 0.0)
-        if not faces:
+        if not faces and near is None:
             faces, scores, _ = self._detector.run(small, 1, 0.0)
         if not faces:
             return None
         box = faces[int(np.argmax(scores))]
-        rect = self._dlib.rectangle(
-                round(box.left() / scale), round(box.top() / scale),
-                round(box.right() / scale), round(box.bottom() / scale),
+        return self._dlib.rectangle(
+                x0 + round(box.left() / scale), y0 + round(box.top() / scale),
+                x0 + round(box.right() / scale), y0 + round(box.bottom() / scale),
         )
-        shape = self._predictor(frame, rect)
-        return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
 
 register_landmarker("dlib68", DlibLandmarker)
@@ -107,8 +137,10 @@ register_landmarker("dlib68", DlibLandmarker)
 def detect(frames: Iterable[np.ndarray], landmarker: Landmarker) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks (T, 68, 2) float32 (NaN where no face) and a found mask (T,) for every frame."""
     points, found = [], []
-    for frame in frames:
-        p = landmarker(frame)
+    # A landmarker that follows the face through a video (DlibLandmarker.track) does so;
+    # any other is called frame by frame.
+    track = getattr(landmarker, "track", None)
+    for p in track(frames) if track else map(landmarker, frames):
         found.append(p is not None)
         points.append(np.full((NUM_POINTS, 2), np.nan, np.float32) if p is None else p)
     if not points:

@@ -147,7 +147,7 @@ def _check_text_layer(target: dict, source: Any, where: str, checkpoint: str,
         theirs = np.shape(_leaf(_child(_child(source, "ctc", where), "bias", where)))
     except KeyError:
         return  # no such layer in the checkpoint: the shape walk reports it
-    ours = np.shape(target["ctc"]["bias"])
+    ours = tuple(target["ctc"]["bias"].shape)
     if theirs == ours:
         return
     run_data = _run_data_dir(checkpoint)
@@ -174,10 +174,11 @@ def _merge(target: Any, source: Any, where: str, checkpoint: str = "",
                           origin)
                 for k, v in target.items()}
     source = np.asarray(_leaf(source))
-    if tuple(source.shape) != tuple(np.shape(target)):
+    if tuple(source.shape) != tuple(target.shape):  # target: an array or its ShapeDtypeStruct
         raise ValueError(f"{where}: checkpoint shape {source.shape} != model shape "
-                         f"{np.shape(target)} (model config differs from the stage that wrote it)")
-    return jnp.asarray(source, dtype=jnp.asarray(target).dtype)
+                         f"{tuple(target.shape)} (model config differs from the stage that wrote "
+                         "it)")
+    return jnp.asarray(source, dtype=target.dtype)
 
 
 def _text_vocab_origin(model: nnx.Module) -> str:
@@ -216,11 +217,20 @@ def load_model(config: ml_collections.ConfigDict, path: str, step: int | None = 
     evaluation, export and analysis). `path` as in `load_subtrees`; latest step by default."""
     from lipjax.tasks import get_task
 
-    model = get_task(config.task).create_model(config, nnx.Rngs(int(config.get("seed", 0))))
-    state = nnx.state(model, WEIGHTS)
-    pure = _merge(state.to_pure_dict(), restore_params(str(path), step), f"{path}: model",
-                  str(path), _text_vocab_origin(model))
-    nnx.replace_by_pure_dict(state, pure)
-    nnx.update(model, state)
+    task = get_task(config.task)
+
+    def make() -> nnx.Module:
+        return task.create_model(config, nnx.Rngs(int(config.get("seed", 0))))
+
+    # Shapes only: every weight comes from the checkpoint, so none is initialised. Eagerly, the
+    # random initialisers cost one small compile each (seconds at start-up). The other
+    # variables (random-number streams) are made by one jitted init, which XLA prunes to them.
+    abstract = nnx.eval_shape(make)
+    graphdef, weights, _ = nnx.split(abstract, WEIGHTS, ...)
+    rest = jax.jit(lambda: nnx.split(make(), WEIGHTS, ...)[2])()
+    pure = _merge(weights.to_pure_dict(), restore_params(str(path), step), f"{path}: model",
+                  str(path), _text_vocab_origin(abstract))
+    nnx.replace_by_pure_dict(weights, pure)
+    model = nnx.merge(graphdef, weights, rest)
     model.eval()
     return model

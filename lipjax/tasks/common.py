@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -211,6 +212,13 @@ def load_subtrees(model: nnx.Module, path: str,
     return copied
 
 
+def _stream_value(x: jax.ShapeDtypeStruct) -> jax.Array:
+    """A random stream's key (key 0 split per layer) or its count (0)."""
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.random.split(jax.random.key(0), math.prod(x.shape)).reshape(x.shape)
+    return jnp.zeros(x.shape, x.dtype)
+
+
 def load_model(config: ml_collections.ConfigDict, path: str, step: int | None = None
                ) -> nnx.Module:
     """`config.task`'s model with every weight read from a checkpoint, in eval mode (for
@@ -223,11 +231,17 @@ def load_model(config: ml_collections.ConfigDict, path: str, step: int | None = 
         return task.create_model(config, nnx.Rngs(int(config.get("seed", 0))))
 
     # Shapes only: every weight comes from the checkpoint, so none is initialised. Eagerly, the
-    # random initialisers cost one small compile each (seconds at start-up). The other
-    # variables (random-number streams) are made by one jitted init, which XLA prunes to them.
+    # random initialisers cost one small compile each (seconds at start-up).
     abstract = nnx.eval_shape(make)
-    graphdef, weights, _ = nnx.split(abstract, WEIGHTS, ...)
-    rest = jax.jit(lambda: nnx.split(make(), WEIGHTS, ...)[2])()
+    graphdef, weights, rest = nnx.split(abstract, WEIGHTS, ...)
+    streams = (nnx.RngKey, nnx.RngCount)
+    if all(isinstance(v, streams) for v in jax.tree.leaves(
+            rest, is_leaf=lambda x: isinstance(x, nnx.Variable))):
+        # Random streams only (dropout's): evaluation never draws from them, so they are made
+        # directly rather than by tracing the model's initialisers again.
+        rest = jax.tree.map(_stream_value, rest)
+    else:  # other state: one jitted init, which XLA prunes to it
+        rest = jax.jit(lambda: nnx.split(make(), WEIGHTS, ...)[2])()
     pure = _merge(weights.to_pure_dict(), restore_params(str(path), step), f"{path}: model",
                   str(path), _text_vocab_origin(abstract))
     nnx.replace_by_pure_dict(weights, pure)

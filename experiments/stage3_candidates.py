@@ -21,21 +21,24 @@ from experiments.recipe import JOINT, Recipe, init_process, run_stage
 from lipjax.train.tb import read_metrics
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Trains the candidate; returns its validation records (read_metrics), step 0 first."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", default="out/demo", help="A finished demo's --workdir.")
     parser.add_argument("--data_dir", default="out/data")
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS))
+    parser.add_argument("--variant", default="small", choices=("tiny", "small", "base"),
+                        help="the demo's --variant")
     parser.add_argument("--name", required=True)
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--freeze", default=None,
                         help="comma-separated module paths (optim.freeze); '' = none")
     parser.add_argument("--eval_every", type=int, default=20)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
     init_process(os.path.join(args.workdir, "jax_cache"))
-    recipe = Recipe(data_dir=args.data_dir, workdir=args.workdir, variant="small",
+    recipe = Recipe(data_dir=args.data_dir, workdir=args.workdir, variant=args.variant,
                     units="phoneme", steps=preset["steps"], methods=("posterior",),
                     stage3_evals=preset["stage3_evals"], downsample=preset["downsample"],
                     frame_labels=preset.get("frame_labels", True))
@@ -48,10 +51,12 @@ def main() -> None:
         config.optim.freeze = [p for p in args.freeze.split(",") if p]
     workdir = os.path.join(args.workdir, "candidates", args.name)
     run_stage(config, workdir)
+    records = read_metrics(workdir, "eval")
     print("| step | WER routed | WER labelled language | LID accuracy |\n|---|---|---|---|")
-    for r in read_metrics(workdir, "eval"):
+    for r in records:
         print(f"| {r['step']} | {100 * r['wer_routed']:.1f} | {100 * r['wer']:.1f} | "
               f"{100 * r['lid_accuracy']:.1f} |")
+    return records
 
 
 if __name__ == "__main__":

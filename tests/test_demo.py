@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from experiments import demo
+from experiments import demo, stage3_candidates
 from experiments.recipe import (
     HIGH_RESOURCE,
     JOINT,
@@ -132,3 +132,10 @@ def test_tiny_demo_end_to_end(tmp_path):
         assert (workdir / video).stat().st_size > 1_000, video
     for run in ("units_pretrain", "lmdecoder_it", "finetune_pt_scratch"):
         assert (workdir / "runs" / "logs" / f"{run}.log").exists()
+    # A stage-3 candidate from the demo's runs (experiments/stage3_candidates.py), scored on
+    # validation at step 0 and after its steps.
+    records = stage3_candidates.main(
+            ["--workdir", str(workdir), "--data_dir", str(tmp_path / "data"), "--variant",
+             "tiny", "--name", "check", "--steps", "2", "--eval_every", "2"])
+    assert [r["step"] for r in records] == [0, 2]
+    assert all(rate(r["wer_routed"]) and 0.0 <= r["lid_accuracy"] <= 1.0 for r in records)

@@ -108,7 +108,7 @@ def main() -> None:
               f"{s['checkpoint_load']:.1f} | {s['mouth_extraction']:.1f} | {s['model']:.1f} | "
               f"{s['decoding']:.1f} |")
     if later:
-        first = warm["batches"][0]
+        compiling = warm["batches"][0]
         mouth = statistics.median(v["seconds"]["mouth_extraction"] for v in later)
         model = statistics.median(warm["batches"][v["batch"]]["model"] for v in later)
         decode = statistics.median(warm["batches"][v["batch"]]["decoding"] for v in later)
@@ -117,8 +117,8 @@ def main() -> None:
               f"{statistics.median(per_video) / seconds:.2f} | – | – | {mouth:.1f} | "
               f"{model:.1f} | {decode:.1f} |")
         print(f"(warm process: {warm_wall:.1f} s wall for {args.copies} videos; its first "
-              f"batch, with the compile: model {first['model']:.1f} s, decoding "
-              f"{first['decoding']:.1f} s)")
+              f"batch, with the compile: model {compiling['model']:.1f} s, decoding "
+              f"{compiling['decoding']:.1f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"first": first, "first_wall": first_wall, "cold": cold,

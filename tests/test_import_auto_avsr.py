@@ -42,12 +42,11 @@ TOLERANCE = 1e-4
 esp_norm = ref.esp_norm
 
 
-class RelPositionMultiHeadedAttention(nn.Module):
+class RelPositionMultiHeadedAttention(ref.MultiHeadedAttention):
+    """ESPnet's plain attention's projections plus the relative-position ones."""
+
     def __init__(self, heads: int, dim: int) -> None:
-        super().__init__()
-        self.h, self.d_k = heads, dim // heads
-        self.linear_q, self.linear_k = nn.Linear(dim, dim), nn.Linear(dim, dim)
-        self.linear_v, self.linear_out = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        super().__init__(heads, dim)
         self.linear_pos = nn.Linear(dim, dim, bias=False)
         self.pos_bias_u = nn.Parameter(torch.empty(heads, self.d_k))
         self.pos_bias_v = nn.Parameter(torch.empty(heads, self.d_k))

@@ -89,19 +89,18 @@ def _decoder(config: dict[str, Any]) -> TransformerDecoder:
 def attention_decoder(config: dict[str, Any], weights: dict[str, Any]) -> TransformerDecoder:
     """The imported attention decoder (config: arch["decoder"] or config.json's "decoder";
     weights: params["decoder"]), in evaluation mode; its token ids are auto_avsr's."""
-    model = _decoder(config)
-    state = nnx.state(model, WEIGHTS)
-    nnx.replace_by_pure_dict(state, weights)
-    nnx.update(model, state)
-    model.eval()
-    return model
+    return _with_weights(_decoder(config), weights)
 
 
 def visual_encoder(arch: dict[str, Any], visual: dict[str, Any]) -> VisualEncoder:
     """The lipjax front end + encoder with imported weights, in evaluation mode."""
-    model = factory.visual_encoder(model_config(arch), nnx.Rngs(0))
+    return _with_weights(factory.visual_encoder(model_config(arch), nnx.Rngs(0)), visual)
+
+
+def _with_weights(model: nnx.Module, weights: dict[str, Any]) -> Any:
+    """`model` with its weights replaced by `weights` (a pure dict), in evaluation mode."""
     state = nnx.state(model, WEIGHTS)
-    nnx.replace_by_pure_dict(state, visual)
+    nnx.replace_by_pure_dict(state, weights)
     nnx.update(model, state)
     model.eval()
     return model

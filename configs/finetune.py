@@ -35,7 +35,9 @@ run itself, e.g. stage1=out/demo/runs/units_pretrain for the one `make demo` tra
 acoustic|phoneme (must match stages 1 and 2: the memory is stage 2's unit embedding table);
 sources (the mixture, configs/common.py; default `{builder}/{lang}_video`, entries must hold
 `lang` clips); data_dir; builder (default synthetic_lips); batch_size; downsample
-(configs/common.py); steps.
+(configs/common.py); steps; rehearsal (weight of stage 2's loss on the languages'
+audio-text data, one batch of it beside each video batch: lipjax/data/rehearsal.py; default 0,
+off) and rehearsal_sources (default `{builder}/{lang}_audio` per language).
 
 With phoneme units, `--config.model.memory_units=visemes` reads the memory as viseme groups,
 one input per run of frames (lipreader.LipReader), for an LMDecoder trained with
@@ -52,6 +54,7 @@ import os
 import ml_collections
 
 from configs import common, units_pretrain
+from configs import lmdecoder as lmdecoder_cfg
 
 INITS = ("memory", "posterior", "noread", "nomemory", "scratch")
 ADDRESSING = {"memory": "attention", "posterior": "posterior"}  # the others read no memory
@@ -63,6 +66,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                   "stage1": "",
                                   "units": "phoneme", "phoneme_targets": "sequence",
                                   "route": "hard", "init_from": "",
+                                  "rehearsal": 0.0, "rehearsal_sources": "",
                                   "builder": "synthetic_lips",
                                   "batch_size": 0, "downsample": 0, "steps": 0})
     if not args.lang:
@@ -118,6 +122,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # The loaded weights compete with the fine-tuned ones on validation: on few clips
     # fine-tuning can end worse than it starts (experiments/results/README.md).
     config.train.eval_at_start = args.init != "scratch"
+    config.rehearsal = rehearsal_config(args, codes, config.model)
     stage1 = args.stage1 or os.path.join(args.runs_dir, "units_pretrain")
     lmdecoders = {c: os.path.join(args.runs_dir, f"lmdecoder_{c}") for c in codes}
     encoder = os.path.abspath(args.init_from) if args.init_from else (
@@ -132,3 +137,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         if args.init in ("memory", "posterior", "noread") else "",
     })
     return config
+
+
+def rehearsal_config(args: ml_collections.ConfigDict, codes: list[str],
+                     model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The `rehearsal` block (lipjax/data/rehearsal.py): weight 0 (off) unless the argument
+    `rehearsal=W` asks for stage 2's loss on the languages' audio-text data beside every video
+    batch; the data (`rehearsal_sources`, default `{builder}/{lang}_audio` per language) and
+    the loss are stage 2's (configs/lmdecoder.py)."""
+    given = ml_collections.ConfigDict({"sources": args.rehearsal_sources,
+                                       "builder": args.builder})
+    data = common.data_config(args, common.data_sources(given, [f"{c}_audio" for c in codes]))
+    data.languages = tuple(codes)
+    data.batch_size = lmdecoder_cfg.AUDIO_BATCH[args.variant]
+    data.units = model.get_ref("unit_type")
+    data.unit_vocab = model.get_ref("unit_vocab")
+    return ml_collections.ConfigDict({
+        "weight": float(args.rehearsal),
+        "data": data,
+        "loss": lmdecoder_cfg.loss_config(),
+        # What the LMDecoders read in stage 2 (configs/lmdecoder.py's default).
+        "phoneme_targets": "sequence",
+    })

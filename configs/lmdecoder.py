@@ -31,6 +31,9 @@ import ml_collections
 
 from configs import common
 
+# Unit sequences are cheap next to video: larger batches than stage 1's and 3's.
+AUDIO_BATCH = {"tiny": 8, "small": 32, "base": 256}
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = common.parse_arg(arg, {"lang": "", "sources": "", "units": "phoneme",
@@ -47,28 +50,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.lang = args.lang
     config.data = common.data_config(args, common.data_sources(args, [f"{args.lang}_audio"]))
     config.data.languages = (args.lang,)
-    if not args.batch_size:  # unit sequences are cheap next to video: larger batches
-        config.data.batch_size = {"tiny": 8, "small": 32, "base": 256}[v]
+    if not args.batch_size:
+        config.data.batch_size = AUDIO_BATCH[v]
     config.model = common.model_config(args, unit_type=args.units,
                                        phoneme_targets=args.phoneme_targets,
                                        languages=[args.lang])
     common.link_units(config)
-    config.loss = ml_collections.ConfigDict({  # read by lipjax/tasks/text.py
-        # (1 - w) CE + w CTC; the paper's range is 0.1-0.3: the CTC head aligns fastest.
-        "ctc_weight": 0.3,
-        "label_smoothing": 0.1,
-        # Hide 30 % of the decoder's own history so it reads the units instead of reciting
-        # training sentences (experiments/results/README.md).
-        "token_dropout": 0.3,
-        # Shares of training examples given as frame-rate phones and as viseme sequences
-        # (tasks/lmdecoder.unit_input; lipjax/models/visemes.py: what lips can show, the input
-        # of stage 3's model.memory_units="visemes").
-        "frame_mix": 0.0,
-        "viseme_mix": 0.0,
-        # Share of the viseme sequences' groups replaced, dropped or added at random
-        # (lipjax/models/visemes.corrupt): stage 1's kinds of error.
-        "viseme_noise": 0.0,
-    })
+    config.loss = loss_config()
     config.decoding = ml_collections.ConfigDict({  # joint CTC/attention beam search
         "beam_size": 10,
         "decode_ctc_weight": 0.3,
@@ -84,3 +72,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                        best_metric="wer")
     config.init = ml_collections.ConfigDict()
     return config
+
+
+def loss_config() -> ml_collections.ConfigDict:
+    """Stage 2's loss block (also stage 3's rehearsal of it, configs/finetune.py)."""
+    return ml_collections.ConfigDict({  # read by lipjax/tasks/text.py
+        # (1 - w) CE + w CTC; the paper's range is 0.1-0.3: the CTC head aligns fastest.
+        "ctc_weight": 0.3,
+        "label_smoothing": 0.1,
+        # Hide 30 % of the decoder's own history so it reads the units instead of reciting
+        # training sentences (experiments/results/README.md).
+        "token_dropout": 0.3,
+        # Shares of training examples given as frame-rate phones and as viseme sequences
+        # (tasks/lmdecoder.unit_input; lipjax/models/visemes.py: what lips can show, the input
+        # of stage 3's model.memory_units="visemes").
+        "frame_mix": 0.0,
+        "viseme_mix": 0.0,
+        # Share of the viseme sequences' groups replaced, dropped or added at random
+        # (lipjax/models/visemes.corrupt): stage 1's kinds of error.
+        "viseme_noise": 0.0,
+    })

@@ -65,11 +65,13 @@ class Recipe:
     `stage3_evals` how many times each stage-3 run is evaluated on validation (and
     checkpointed) after its start; `joint` the methods also trained as one model of all the
     low-resource languages (language `JOINT`), whose language-ID head routes each clip to its
-    decoder; `downsample` the mouths' pixel averaging in every stage
-    (0 = the variant's, configs/common.py). `frame_labels` lets stage 1 learn phonemes from
-    the phone at each frame (frame CE), which only the synthetic corpus knows; without them
-    every stage learns from transcripts only, as on a real corpus: stage 1 by CTC on the phone
-    sequence, and the posterior read handles its blanks (model.memory_units="visemes_ctc")."""
+    decoder; `rehearsal` the weight of stage 2's loss on audio-text batches mixed into the
+    stage-3 runs that start from the LMDecoders (0: none); `downsample` the mouths' pixel
+    averaging in every stage (0 = the variant's, configs/common.py). `frame_labels` lets stage
+    1 learn phonemes from the phone at each frame (frame CE), which only the synthetic corpus
+    knows; without them every stage learns from transcripts only, as on a real corpus: stage 1
+    by CTC on the phone sequence, and the posterior read handles its blanks
+    (model.memory_units="visemes_ctc")."""
 
     data_dir: str
     workdir: str
@@ -84,6 +86,7 @@ class Recipe:
     downsample: int = 0
     frame_labels: bool = True
     joint: tuple[str, ...] = ("posterior",)
+    rehearsal: float = 0.0
 
     @property
     def runs_dir(self) -> str:
@@ -148,6 +151,11 @@ class Recipe:
             # than 1e-3 (results/README.md, "Stage 3: fine-tuning a model that already reads").
             config.optim.freeze = ("visual", "unit_head")
             config.optim.lr = FINETUNE_LR
+            if self.rehearsal > 0:
+                # Stage 2's own loss on the languages' audio-text data beside each video
+                # batch (lipjax/data/rehearsal.py), as stage 2 trained the LMDecoders.
+                config.rehearsal.weight = self.rehearsal
+                config.rehearsal.loss = self.stage2_config(lang.split("+")[0]).loss
         if method in MEMORY_METHODS and self.units == "phoneme":
             # Read the memory at the resolution of lips, as stage 2 was taught to
             # (lipreader.LipReader, memory_units), from a unit head trained on frame labels or

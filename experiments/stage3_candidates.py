@@ -1,7 +1,7 @@
 """Stage-3 candidates for the joint reader, scored on validation only: does fine-tuning add?
 
     python -m experiments.stage3_candidates --workdir out/demo --name lr1e-3 --steps 120 \
-        --lr 1e-3 [--freeze visual,unit_head] [--preset demo]
+        --lr 1e-3 [--freeze visual,unit_head] [--rehearsal 1.0] [--preset demo]
 
 Trains the recipe's joint reader (stage 3 of every low-resource language in one model, the
 posterior read) from the stage-1 and stage-2 runs a finished `experiments.demo` left in
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--freeze", default=None,
                         help="comma-separated module paths (optim.freeze); '' = none")
+    parser.add_argument("--rehearsal", type=float, default=0.0,
+                        help="weight of stage 2's loss on audio-text batches mixed into each "
+                             "step (lipjax/data/rehearsal.py); 0 = none")
     parser.add_argument("--eval_every", type=int, default=20)
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     recipe = Recipe(data_dir=args.data_dir, workdir=args.workdir, variant=args.variant,
                     units="phoneme", steps=preset["steps"], methods=("posterior",),
                     stage3_evals=preset["stage3_evals"], downsample=preset["downsample"],
-                    frame_labels=preset.get("frame_labels", True))
+                    frame_labels=preset.get("frame_labels", True), rehearsal=args.rehearsal)
     config = recipe.config("finetune", JOINT, "posterior")
     config.train.num_steps = args.steps
     config.train.eval_every = config.train.checkpoint_every = args.eval_every

@@ -133,9 +133,16 @@ def test_tiny_demo_end_to_end(tmp_path):
     for run in ("units_pretrain", "lmdecoder_it", "finetune_pt_scratch"):
         assert (workdir / "runs" / "logs" / f"{run}.log").exists()
     # A stage-3 candidate from the demo's runs (experiments/stage3_candidates.py), scored on
-    # validation at step 0 and after its steps.
+    # validation at step 0 and after its steps, with stage 2's audio-text batches rehearsed
+    # beside the video ones (lipjax/data/rehearsal.py: both streams in its checkpoint).
     records = stage3_candidates.main(
             ["--workdir", str(workdir), "--data_dir", str(tmp_path / "data"), "--variant",
-             "tiny", "--name", "check", "--steps", "2", "--eval_every", "2"])
+             "tiny", "--name", "check", "--steps", "2", "--eval_every", "2",
+             "--rehearsal", "1.0"])
     assert [r["step"] for r in records] == [0, 2]
     assert all(rate(r["wer_routed"]) and 0.0 <= r["lid_accuracy"] <= 1.0 for r in records)
+    candidate = workdir / "candidates" / "check"
+    trained = read_metrics(str(candidate), "train")
+    assert trained and all(math.isfinite(r["rehearsal_loss"]) for r in trained)
+    saved = sorted((candidate / "checkpoints").glob("*/data/shard_*.json"))
+    assert saved and all("rehearsal" in json.loads(p.read_text()) for p in saved)

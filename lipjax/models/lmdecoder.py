@@ -210,8 +210,15 @@ class LMDecoderModel(nnx.Module):
                as_visemes: jax.Array | None = None) -> jax.Array:
         """`as_visemes` (B, 1) bool: those rows hold viseme group ids, embedded as the groups'
         mean unit embeddings (`LMDecoder.embed_groups`)."""
-        x = self.decoders.embed_units(units, language)
-        if as_visemes is not None:
-            groups = jnp.where(as_visemes, units, 0)  # unit ids may exceed the group count
-            x = jnp.where(as_visemes[..., None], self.decoders.embed_groups(groups, language), x)
-        return self.decoders.encode(x, mask, language)
+        return encode_units(self.decoders, units, mask, language, as_visemes)
+
+
+def encode_units(decoders: LanguageDecoders, units: jax.Array, mask: jax.Array,
+                 language: jax.Array, as_visemes: jax.Array | None = None) -> jax.Array:
+    """Stage 2's input path: unit ids (or viseme group ids, rows `as_visemes`) → memory
+    embeddings → memory encoder; also stage 3's rehearsal of it (lipjax/data/rehearsal.py)."""
+    x = decoders.embed_units(units, language)
+    if as_visemes is not None:
+        groups = jnp.where(as_visemes, units, 0)  # unit ids may exceed the group count
+        x = jnp.where(as_visemes[..., None], decoders.embed_groups(groups, language), x)
+    return decoders.encode(x, mask, language)

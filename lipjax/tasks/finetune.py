@@ -25,10 +25,11 @@ import jax
 import ml_collections
 from flax import nnx
 
+from lipjax.data import rehearsal
 from lipjax.models import factory
 from lipjax.models.lipreader import LipReader
-from lipjax.models.lmdecoder import language_positions
-from lipjax.tasks import routing, text
+from lipjax.models.lmdecoder import encode_units, language_positions
+from lipjax.tasks import lmdecoder, routing, text
 from lipjax.tasks.common import load_subtrees
 from lipjax.tasks.text import TextSettings
 from lipjax.tasks.units_pretrain import lid_loss
@@ -61,7 +62,10 @@ def loss_fn(model: LipReader, batch: dict[str, jax.Array], rngs: nnx.Rngs | None
             settings: TextSettings) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The text loss (`text.text_loss`); `rngs` drops decoder input tokens. A reader of
     several languages adds loss.lid_weight × its language-ID head's cross-entropy over its
-    languages, so the head that will pick the decoder learns these clips too."""
+    languages, so the head that will pick the decoder learns these clips too. A batch that
+    carries stage-2 audio-text rows (lipjax/data/rehearsal.py) adds rehearsal.weight × stage
+    2's loss on them, so the LMDecoders keep the language they learnt there."""
+    batch, side = rehearsal.split_batch(batch)
     video, mask = batch["video"], batch["video_mask"]
     states = model.visual(video, mask)
     loss, out = text.text_loss(model, *model.encode_states(states, mask, batch["language"]),
@@ -71,7 +75,23 @@ def loss_fn(model: LipReader, batch: dict[str, jax.Array], rngs: nnx.Rngs | None
         lid, accuracy = lid_loss(model.language_logits(states, mask), target)
         loss = loss + settings.lid_weight * lid
         out.update(loss=loss, lid_loss=lid, lid_accuracy=accuracy)
+    if side and settings.rehearsal is not None:
+        stage2, stage2_out = rehearsal_loss(model, side, rngs, settings.rehearsal)
+        loss = loss + settings.rehearsal_weight * stage2
+        out.update(loss=loss, rehearsal_loss=stage2,
+                   rehearsal_token_accuracy=stage2_out["token_accuracy"])
     return loss, out
+
+
+def rehearsal_loss(model: LipReader, batch: dict[str, jax.Array], rngs: nnx.Rngs | None,
+                   settings: TextSettings) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Stage 2's text loss (tasks/lmdecoder.py) of the reader's LMDecoders on audio-text rows:
+    their unit sequences (or viseme sequences, loss.viseme_mix) through the memory."""
+    mixing = settings.frame_mix + settings.viseme_mix > 0
+    key = rngs() if rngs is not None and mixing else None
+    ids, mask, as_visemes = lmdecoder.unit_input(batch, settings, key)
+    states = encode_units(model.decoders, ids, mask, batch["language"], as_visemes)
+    return text.text_loss(model, states, mask, batch, settings, rngs)
 
 
 def eval_step(model: LipReader, batch: dict[str, jax.Array],

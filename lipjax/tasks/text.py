@@ -47,11 +47,24 @@ class TextSettings:
     lid_weight: float = 0.0  # loss.lid_weight: a multilingual reader's language-ID loss
     route: str = "hard"  # decoding.route (tasks/routing.py)
     route_lid_weight: float = 1.0  # decoding.lid_weight: soft routing's log P(language) weight
+    # Stage 3's rehearsal of stage 2 (lipjax/data/rehearsal.py): the audio-text loss's weight
+    # and its settings (config.rehearsal.loss, read as stage 2 reads its own).
+    rehearsal_weight: float = 0.0
+    rehearsal: TextSettings | None = None
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> TextSettings:
         loss, dec = _block(config, "loss"), _block(config, "decoding")
-        return cls(units=factory.unit_targets(config),
+        rehearsal, weight = None, 0.0
+        block = config.get("rehearsal", None)
+        if block is not None and float(block.get("weight", 0.0)) > 0:
+            stage2 = ml_collections.ConfigDict(config.to_dict())
+            del stage2["rehearsal"]
+            stage2.loss = block.loss
+            stage2.model.phoneme_targets = block.phoneme_targets
+            rehearsal, weight = cls.from_config(stage2), float(block.weight)
+        return cls(rehearsal_weight=weight, rehearsal=rehearsal,
+                   units=factory.unit_targets(config),
                    ctc_weight=float(loss.ctc_weight),
                    label_smoothing=float(loss.label_smoothing),
                    token_dropout=float(loss.token_dropout),

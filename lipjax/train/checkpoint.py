@@ -13,7 +13,8 @@ Layout (Orbax CheckpointManager, one directory per saved step)::
         data/       item "data", the input-pipeline state: one JSON file per data shard,
                       `shard_{s}-of-{n}.json`, each written by the process that reads the shard
                       (so a run resumes its exact stream with any process count that divides
-                      n); other iterators: `process_{i}-of-{n}.json` (grain's format)
+                      n; with stage 3's rehearsal, lipjax/data/rehearsal.py, each holds
+                      both streams); other iterators: `process_{i}-of-{n}.json` (grain's format)
         config/config.json
                     item "config", the config of the run that saved this step (process 0
                       writes it), so a checkpoint names its config even after a later run

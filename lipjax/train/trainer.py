@@ -144,7 +144,7 @@ def _resume(task: Any, config: ml_collections.ConfigDict, workdir: str,
     (model, optimizer, RNGs and the loader's position), or step 0 with the task's pretrained
     weights loaded. A resumed run keeps the data sharding it started with (its stream is
     defined by it), whatever the process count now, when that count divides it."""
-    from lipjax.data.pipeline import make_loader
+    from lipjax.data.rehearsal import train_loader
 
     latest = ckpt.latest_step()
     shards = saved_num_shards(ckpt.data_dir(latest)) if latest is not None else None
@@ -154,8 +154,7 @@ def _resume(task: Any, config: ml_collections.ConfigDict, workdir: str,
                     "restoring the model and optimizer, the input stream starts afresh",
                     ckpt.directory, latest, shards, jax.process_count())
         shards = None
-    loader = make_loader(config.data, "train", train=True, seed=config.seed, mesh=mesh,
-                         num_shards=shards)
+    loader = train_loader(config, mesh, num_shards=shards)
     step, restored = ckpt.restore_latest(
             checkpoint_tree(model, optimizer, rngs, 0), loader if restore_data else None,
             config=config, written_by=os.path.join(workdir, "config.json"))

@@ -121,8 +121,9 @@ TEXT_LOSS = {"label_smoothing": 0.1, "token_dropout": 0.3}  # tasks/text.py
 BEAM = {"beam_size": 40, "length_penalty": 0.0, "max_decode_len": 0}  # 0: the input length
 
 # Keys a stage config links to others instead of holding a value (configs/common.link_units):
-# data.units and data.unit_vocab follow model.unit_type and model.unit_vocab.
-LINKED = ("data.units", "data.unit_vocab")
+# data.units and data.unit_vocab (stage 3: rehearsal.data.* too) follow model.unit_type and
+# model.unit_vocab.
+LINKED = ("data.units", "data.unit_vocab", "rehearsal.data.units", "rehearsal.data.unit_vocab")
 
 
 def units_pretrain_values(data_dir: str) -> dict[str, Any]:
@@ -143,21 +144,31 @@ def units_pretrain_values(data_dir: str) -> dict[str, Any]:
     }
 
 
+def audio_text_data(data_dir: str, codes: list[str]) -> dict[str, Any]:
+    """Stage 2's data block (also stage 3's rehearsal of it): the languages' audio-text
+    mixtures."""
+    return {**DATA, "data_dir": data_dir,
+            "sources": tuple(s for c in codes for s in AUDIO_TEXT_SOURCES[c]),
+            "languages": tuple(codes), "batch_size": 64,
+            # No video: one 30-s frame bucket (one compiled shape); large id buckets.
+            "frame_buckets": (750,), "max_frames": 750, "long_clips": "drop",
+            "token_bucket": 128, "text_bucket": 64, "tokenize": True,
+            "crop": 88, "downsample": 1, "hflip": False,
+            "time_masks": 0, "time_mask_per_second": 0.0, "time_mask_frames": 0}
+
+
+LMDECODER_LOSS = {**TEXT_LOSS, "ctc_weight": 0.3, "frame_mix": 0.0,
+                  "viseme_mix": 0.5,  # half the sentences as lips show them (stage 3)
+                  "viseme_noise": 0.0}
+
+
 def lmdecoder_values(data_dir: str, lang: str) -> dict[str, Any]:
     updates, accumulate = 60_000, 4
     return {
             "task": "lmdecoder", "seed": 0, "lang": lang,
-            "data": {**DATA, "data_dir": data_dir, "sources": AUDIO_TEXT_SOURCES[lang],
-                     "languages": (lang,), "batch_size": 64,
-                     # No video: one 30-s frame bucket (one compiled shape); large id buckets.
-                     "frame_buckets": (750,), "max_frames": 750, "long_clips": "drop",
-                     "token_bucket": 128, "text_bucket": 64, "tokenize": True,
-                     "crop": 88, "downsample": 1, "hflip": False,
-                     "time_masks": 0, "time_mask_per_second": 0.0, "time_mask_frames": 0},
+            "data": audio_text_data(data_dir, [lang]),
             "model": {**MODEL, "languages": [lang]},
-            "loss": {**TEXT_LOSS, "ctc_weight": 0.3, "frame_mix": 0.0,
-                     "viseme_mix": 0.5,  # half the sentences as lips show them (stage 3)
-                     "viseme_noise": 0.0},
+            "loss": dict(LMDECODER_LOSS),
             "decoding": {**BEAM, "decode_ctc_weight": 0.3},
             "optim": {**OPTIM, **TRISTAGE, "warmup_steps": updates // 10,
                       "accumulate_steps": accumulate},
@@ -192,6 +203,11 @@ def finetune_values(data_dir: str, lang: str, runs_dir: str) -> dict[str, Any]:
                       "best_metric": "wer_routed" if several else "wer", "best_mode": "min"},
             "init": {"encoder": stage1, "unit_head": "", "lid": stage1 if several else "",
                      "lmdecoder": lmdecoders if several else lmdecoders[lang]},
+            # Off; `--config.rehearsal.weight=1` mixes stage 2's data and loss into every
+            # step (lipjax/data/rehearsal.py).
+            "rehearsal": {"weight": 0.0, "phoneme_targets": "sequence",
+                          "data": audio_text_data(data_dir, codes),
+                          "loss": dict(LMDECODER_LOSS)},
     }
 
 
@@ -232,15 +248,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                          "configs/<stage>.py:tiny|small")
     run = values(args.stage, args.lang, args.data_dir, args.runs_dir)
     config = stage_config(args.stage, args.lang, args.data_dir)
-    for name, value in run.items():
-        if not isinstance(value, dict):
-            config[name] = value
-            continue
-        if name not in config:
-            config[name] = ml_collections.ConfigDict()
-        for key, entry in value.items():
-            config[name][key] = entry
+    _write(config, run)
     return config
+
+
+def _write(block: ml_collections.ConfigDict, run: dict[str, Any]) -> None:
+    """`run`'s values into `block`, sub-block by sub-block (keeping the links inside them)."""
+    for name, value in run.items():
+        if not isinstance(value, dict) or name == "mesh":
+            block[name] = value
+            continue
+        if name not in block or not isinstance(block[name], ml_collections.ConfigDict):
+            block[name] = ml_collections.ConfigDict()
+        _write(block[name], value)
 
 
 def stage_config(stage: str, lang: str, data_dir: str) -> ml_collections.ConfigDict:

@@ -13,7 +13,9 @@ adds the low-resource languages' audio-text sentences (more text, same languages
 With `--workdir` (a recipe run's directory, e.g. out/reproduce) it also scores the run's stage 1:
 its language-ID head, and the same classifier trained and scored on stage 1's own viseme reads
 (its decoded units of the train and held-out clips), which tells whether the head or the reads
-limit stage 1's language ID.
+limit stage 1's language ID; and the head fused with a text language model of the reads
+(`fuse`: the exact-viseme classifier, trained on the corpus's text, scoring what stage 1 read,
+at a weight chosen on the validation split).
 """
 
 from __future__ import annotations
@@ -59,15 +61,25 @@ class NaiveBayes:
         self.totals = [sum(c.values()) for c in self.counts]
         return self
 
-    def predict(self, docs: Sequence[Doc]) -> np.ndarray:
+    def log_likelihoods(self, docs: Sequence[Doc]) -> np.ndarray:
+        """(N, classes) log P(doc's n-grams | class)."""
         v = len(self.vocab)
-        out = []
-        for doc in docs:
-            grams = ngrams(doc, self.order)
-            scores = [sum(math.log((c[g] + 1) / (t + v)) for g in grams)
-                      for c, t in zip(self.counts, self.totals, strict=True)]
-            out.append(int(np.argmax(scores)))
-        return np.asarray(out)
+        return np.asarray([[sum(math.log((c[g] + 1) / (t + v)) for g in ngrams(doc, self.order))
+                            for c, t in zip(self.counts, self.totals, strict=True)]
+                           for doc in docs]).reshape(len(docs), len(self.counts))
+
+    def predict(self, docs: Sequence[Doc]) -> np.ndarray:
+        return np.argmax(self.log_likelihoods(docs), axis=1)
+
+
+def fuse(head_log_probs: np.ndarray, lm_log_likelihoods: np.ndarray,
+         weight: float) -> np.ndarray:
+    """The language maximising log P_head(language | clip) + weight × log P_LM(read | language):
+    the LID head's choice corrected by a text language model of what stage 1 read."""
+    return np.argmax(head_log_probs + weight * lm_log_likelihoods, axis=1)
+
+
+FUSION_WEIGHTS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 
 
 def without_words(phones: Sequence[str]) -> Doc:
@@ -102,6 +114,13 @@ def stage1_reads(data_dir: str, workdir: str, split: str,
                  ) -> tuple[list[Doc], list[int], list[int]]:
     """(viseme reads, language labels, LID-head predictions) of the recipe's stage-1 run in
     `workdir` (its best checkpoint) on `split` of the five languages' video clips."""
+    reads, labels, head, _ = stage1_reads_and_head(data_dir, workdir, split)
+    return reads, labels, head
+
+
+def stage1_reads_and_head(data_dir: str, workdir: str, split: str,
+                          ) -> tuple[list[Doc], list[int], list[int], np.ndarray]:
+    """`stage1_reads` and the LID head's log-probabilities (N, len(LANGUAGES))."""
     from experiments.recipe import Recipe, stage1_outputs
     from lipjax.tasks.common import valid_rows
 
@@ -109,14 +128,16 @@ def stage1_reads(data_dir: str, workdir: str, split: str,
     inventory = phonemes.load_inventory()
     # Registry indices (the model's and the batches' labels) → positions in LANGUAGES.
     position = {languages.index(code): i for i, code in enumerate(LANGUAGES)}
-    reads, labels, head = [], [], []
+    columns = [languages.index(code) for code in LANGUAGES]
+    reads, labels, head, log_probs = [], [], [], []
     for out, batch in zip(outputs, batches, strict=True):
         for i in np.flatnonzero(valid_rows(batch)):
             units = [int(u) for u in out["units"][i][:int(out["units_len"][i])]]
             reads.append(tuple(to_visemes(without_words(inventory.decode(units)))))
             labels.append(position[int(batch["language"][i])])
             head.append(position.get(int(out["lid"][i]), -1))
-    return reads, labels, head
+            log_probs.append(np.asarray(out["lid_log_probs"][i])[columns])
+    return reads, labels, head, np.asarray(log_probs)
 
 
 def _row(pred: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -149,10 +170,23 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     table = accuracy_table(train, held_out, args.order)
     if args.workdir:
         reads, labels, _ = stage1_reads(args.data_dir, args.workdir, "train")
-        held_reads, held_labels, head = stage1_reads(args.data_dir, args.workdir, args.split)
+        held = stage1_reads_and_head(args.data_dir, args.workdir, args.split)
+        held_reads, held_labels, head, head_log_probs = held
         model = NaiveBayes(args.order).fit(reads, labels)
         table["stage-1 reads"] = _row(model.predict(held_reads), np.asarray(held_labels))
         table["stage-1 LID head"] = _row(np.asarray(head), np.asarray(held_labels))
+        # The head fused with a text language model of the reads: the classifier of the exact
+        # viseme sequences (`train`: the audio-text sentences too with --with_audio) scores what
+        # stage 1 read; its weight is chosen on the validation split.
+        text_lm = NaiveBayes(args.order).fit(train[1], train[2])
+        tune = held if args.split == "validation" else stage1_reads_and_head(
+            args.data_dir, args.workdir, "validation")
+        tune_lm = text_lm.log_likelihoods(tune[0])
+        weight = max(FUSION_WEIGHTS, key=lambda w: float(
+            (fuse(tune[3], tune_lm, w) == np.asarray(tune[1])).mean()))
+        fused = fuse(head_log_probs, text_lm.log_likelihoods(held_reads), weight)
+        table[f"stage-1 LID head + text LM of its reads (weight {weight:g})"] = _row(
+            fused, np.asarray(held_labels))
     print(f"LID from exact sequences, naive Bayes over 1-{args.order}-grams; train "
           f"{len(train[2])} sentences ({'+'.join(HIGH_RESOURCE + LOW_RESOURCE)} video"
           f"{' + it/pt audio' if args.with_audio else ''}), {args.split} {len(held_out[2])}")

@@ -138,11 +138,12 @@ def test_tiny_demo_end_to_end(tmp_path):
     records = stage3_candidates.main(
             ["--workdir", str(workdir), "--data_dir", str(tmp_path / "data"), "--variant",
              "tiny", "--name", "check", "--steps", "2", "--eval_every", "2",
-             "--rehearsal", "1.0"])
+             "--rehearsal", "1.0", "--plot", str(tmp_path / "candidates.png")])
     assert [r["step"] for r in records] == [0, 2]
     assert all(rate(r["wer_routed"]) and 0.0 <= r["lid_accuracy"] <= 1.0 for r in records)
     candidate = workdir / "candidates" / "check"
     trained = read_metrics(str(candidate), "train")
     assert trained and all(math.isfinite(r["rehearsal_loss"]) for r in trained)
+    assert (tmp_path / "candidates.png").stat().st_size > 0
     saved = sorted((candidate / "checkpoints").glob("*/data/shard_*.json"))
     assert saved and all("rehearsal" in json.loads(p.read_text()) for p in saved)

@@ -129,6 +129,8 @@ def eval_step(model: VisualUnitModel, batch: dict[str, jax.Array],
     res = {"units": units, "units_len": lengths}
     if "lid_logits" in out:
         res["lid"] = jnp.argmax(out["lid_logits"], -1)
+        # For fusing the head with other evidence (experiments/lid_ceiling.py).
+        res["lid_log_probs"] = jax.nn.log_softmax(out["lid_logits"].astype(jnp.float32), -1)
     return res
 
 

@@ -80,7 +80,7 @@ def loss_config() -> ml_collections.ConfigDict:
         # (1 - w) CE + w CTC; the paper's range is 0.1-0.3: the CTC head aligns fastest.
         "ctc_weight": 0.3,
         "label_smoothing": 0.1,
-        # Hide 30 % of the decoder's own history so it reads the units instead of reciting
+        # Hide a share of the decoder's own history so it reads the units instead of reciting
         # training sentences (experiments/results/README.md).
         "token_dropout": 0.3,
         # Shares of training examples given as frame-rate phones and as viseme sequences

@@ -65,7 +65,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                   "runs_dir": "out/runs",
                                   "stage1": "",
                                   "units": "phoneme", "phoneme_targets": "sequence",
-                                  "route": "hard", "init_from": "",
+                                  "route": "soft", "init_from": "",
                                   "rehearsal": 0.0, "rehearsal_sources": "",
                                   "builder": "synthetic_lips",
                                   "batch_size": 0, "downsample": 0, "steps": 0})
@@ -109,7 +109,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "length_penalty": 0.0,
         "max_decode_len": {"tiny": 16, "small": 32, "base": 0}[v],  # 0 = input length
         # Several languages: which decoder reads a clip when its language is not given
-        # (lipjax/tasks/routing.py); evaluation scores the labelled language's too.
+        # (lipjax/tasks/routing.py; `lipjax transcribe` follows it): soft lets a confident
+        # transcript overrule an unsure language-ID head (experiments/results/README.md
+        # compares the two). Evaluation scores hard, soft and the labelled language.
         "route": args.route,
         "lid_weight": 1.0,  # soft routing: weight of log P(language) beside the beam score
     })

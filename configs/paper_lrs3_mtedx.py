@@ -194,7 +194,7 @@ def finetune_values(data_dir: str, lang: str, runs_dir: str) -> dict[str, Any]:
             "model": {**MODEL, "languages": codes, "memory_units": "visemes_ctc"},
             "loss": {**TEXT_LOSS, "ctc_weight": 0.1,  # auto_avsr's lip reader
                      "lid_weight": 0.3 if several else 0.0},  # stage 1's weight
-            "decoding": {**BEAM, "decode_ctc_weight": 0.1, "route": "hard", "lid_weight": 1.0},
+            "decoding": {**BEAM, "decode_ctc_weight": 0.1, "route": "soft", "lid_weight": 1.0},
             "optim": {**OPTIM, **TRISTAGE, "warmup_steps": updates // 10,
                       "accumulate_steps": accumulate},
             # The loaded weights compete with the fine-tuned ones on validation; a reader of

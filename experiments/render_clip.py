@@ -92,7 +92,7 @@ def render_test_clip(config: ml_collections.ConfigDict, workdir: str, out: str, 
     {"out", "mouth_out", "id", "language", "read_as" (the language it was read in: the run's,
     or its language-ID head's choice), "language_probability", "true", "predicted"}. The demo
     calls this."""
-    from experiments.transcribe import Transcriber, choose_languages, make_batch
+    from experiments.transcribe import Transcriber, make_batch
     from lipjax import languages
     from lipjax.preprocess import write_video
     from lipjax.schema import FPS
@@ -101,11 +101,9 @@ def render_test_clip(config: ml_collections.ConfigDict, workdir: str, out: str, 
     clip = test_clip(config, index)
     transcriber = Transcriber(config, workdir, greedy=greedy)
     batch = make_batch(config, [clip["video"]], [clip["language"]], [clip["id"]])
-    # As `lipjax transcribe` reads it: a run of several languages lets its language-ID head
-    # pick the decoder.
-    (read_as, probability), = choose_languages(config, transcriber.model, batch, None)
-    batch["language"] = np.asarray([languages.index(read_as)], np.int32)
-    tokens, lengths, _ = transcriber(batch)
+    # As `lipjax transcribe` reads it: a run of several languages routes it by its
+    # language-ID head.
+    tokens, lengths, [(read_as, probability)], _ = transcriber(batch)
     predicted = ids_to_text(tokens[0], int(lengths[0]), read_as, str(config.data.data_dir))
     true = languages.get(clip["language"]).normalize(clip["text"])
     render_clip(out, clip["video"], true, predicted)

@@ -20,8 +20,11 @@ video → its transcript, the only line on stdout; several → `PATH<TAB>TRANSCR
 → one JSON document with each transcript, its language and a timing breakdown (start-up,
 checkpoint load, mouth extraction, model, decoding). What was read goes to stderr. A run of
 several languages (`configs/finetune.py:...,lang=it+pt`) given no `--lang` lets its
-language-ID head pick each clip's language; stderr names it with its probability (in --json:
-`language`, `language_probability`).
+language-ID head pick each clip's language: `--route hard` decodes with the most likely
+language's decoder, `--route soft` with every language's and keeps the hypothesis whose beam
+score plus log P(language) is best (default: the run's `decoding.route`; greedy decoding routes
+hard). stderr names the language with its probability (in --json: `language`,
+`language_probability`).
 
 Without --config the run's saved config (`{workdir}/config.json`); with it, give the training
 overrides too (`--config.model.text_vocab=N`). Another landmarker: `--plugin my_module
@@ -31,7 +34,6 @@ yours: `python -m data_builders.<name> transcribe ...`, so that it is registered
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import os
@@ -64,6 +66,10 @@ def define_flags() -> None:
     flags.DEFINE_multi_string("plugin", [], "Module(s) to import first (landmarkers).")
     flags.DEFINE_string("lang", None, "Language code (default: the run's language; a run of "
                         "several languages picks each clip's with its language-ID head).")
+    flags.DEFINE_enum("route", None, ["hard", "soft"], "Without --lang, how a run of several "
+                      "languages picks each clip's decoder: hard (the language-ID head's most "
+                      "likely language) or soft (every language's beam, its score plus log "
+                      "P(language); beam search only). Default: the run's decoding.route.")
     flags.DEFINE_integer("step", None, "Checkpoint step (default: best on validation).")
     flags.DEFINE_bool("greedy", False, "Greedy decoding instead of beam search.")
     flags.DEFINE_string("xla_cache", default_xla_cache(),
@@ -181,100 +187,124 @@ def given_language(config: ml_collections.ConfigDict, lang: str | None) -> str |
     return codes[0] if len(codes) == 1 else None
 
 
-def choose_languages(config: ml_collections.ConfigDict, model: Any,
-                     batch: dict[str, np.ndarray], lang: str | None,
-                     ) -> list[tuple[str, float | None]]:
-    """(language code, its probability, None when the language was given) for each row of
-    `batch`: the given (or the run's only) language, else the one the language-ID head finds
-    most likely among the run's languages."""
-    given = given_language(config, lang)
-    if given is not None:
-        return [(given, None)] * len(batch["valid"])
-    import jax.numpy as jnp
+def inference_route(config: ml_collections.ConfigDict, route: str | None,
+                    greedy: bool) -> str:
+    """How a reader of several languages picks a clip's decoder when nobody names the
+    language: `route`, else the run's config decoding.route (lipjax/tasks/routing.py). Soft
+    routing weighs each language's beam score, so greedy decoding routes hard."""
+    from lipjax.tasks import routing
 
-    probs = np.asarray(_language_probs()(model, jnp.asarray(batch["video"]),
-                                         jnp.asarray(batch["video_mask"])))
-    codes = model.decoders.codes
-    return [(codes[int(i)], float(p[i])) for i, p in zip(probs.argmax(-1), probs, strict=True)]
+    chosen = routing.check_route(route or str(config.decoding.get("route", "hard")))
+    if chosen == "oracle":
+        raise ValueError("route 'oracle' reads each clip in its labelled language, which only "
+                         "evaluation knows; give --lang, or --route hard or soft")
+    return "hard" if greedy else chosen
 
 
-@functools.cache
-def _language_probs() -> Any:
-    """The jitted P(language | clip) over a reader's languages (compiled once per shape)."""
-    import jax
-    from flax import nnx
+class Reader:
+    """A stage-3 model's inference: its visual encoder and its decoding jitted separately (so
+    their times are told apart), each compiled once per batch shape. Without a language a
+    reader of several languages routes each clip (`inference_route`)."""
 
-    def probs(model, video, mask):
-        return jax.nn.softmax(model.language_logits(model.visual(video, mask), mask), axis=-1)
-
-    return nnx.jit(probs)
-
-
-class Transcriber:
-    """A stage-3 run loaded once: its encoder and decoder jitted separately (so their times
-    are told apart), each compiled once per batch shape."""
-
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str, *,
-                 step: int | None = None, greedy: bool = False) -> None:
+    def __init__(self, config: ml_collections.ConfigDict, model: Any, *, greedy: bool = False,
+                 route: str | None = None) -> None:
+        import jax.numpy as jnp
         from flax import nnx
 
-        from experiments.recipe import best_step
         from lipjax import decoding
+        from lipjax.tasks import routing, text
+
+        self.config, self.model, self.greedy = config, model, greedy
+        self.route = inference_route(config, route, greedy)
+        settings = text.TextSettings.from_config(config)
+
+        def decode(model, states, mask, language):
+            """(tokens, lengths, score) of every clip read as `language` (B,)."""
+            states, mask = model.encode_states(states, mask, language)
+            if greedy:
+                tokens, lengths = decoding.attention_greedy(
+                    model.decoders, states, mask, language, settings.decode_len(mask.shape[1]))
+                return tokens, lengths, None
+            return text.beam_decode(model, states, mask, language, settings)
+
+        def soft(model, states, mask):
+            return routing.soft(lambda language: decode(model, states, mask, language), model,
+                                states, mask, settings.route_lid_weight)
+
+        self._visual = nnx.jit(lambda model, video, mask: model.visual(video, mask))
+        self._probs = nnx.jit(lambda model, states, mask: jnp.exp(
+            routing.language_log_probs(model, states, mask)))
+        self._decode = nnx.jit(lambda model, states, mask, language:
+                               decode(model, states, mask, language)[:2])
+        self._soft = nnx.jit(soft)
+
+    def __call__(self, batch: dict[str, np.ndarray], lang: str | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float | None]],
+                            dict[str, float]]:
+        """(tokens, lengths, (language, its probability) per row, {"model": s, "decoding": s})
+        of one collated batch: every clip read in `lang` (else the run's only language;
+        probability None), or each in the language its language-ID head routes it to."""
+        import jax
+        import jax.numpy as jnp
+
+        from lipjax import languages
+
+        start = time.perf_counter()
+        mask = jnp.asarray(batch["video_mask"])
+        states = self._visual(self.model, jnp.asarray(batch["video"]), mask)
+        given = given_language(self.config, lang)
+        probs = None if given else np.asarray(self._probs(self.model, states, mask))
+        jax.block_until_ready(states)
+        encoded = time.perf_counter()
+        codes = self.model.decoders.codes
+        if given or self.route == "hard":
+            read_as = [given] * len(mask) if given else [codes[i] for i in probs.argmax(-1)]
+            language = jnp.asarray([languages.index(c) for c in read_as], jnp.int32)
+            tokens, lengths = self._decode(self.model, states, mask, language)
+        else:
+            tokens, lengths, language = self._soft(self.model, states, mask)
+            read_as = [languages.codes()[int(i)] for i in np.asarray(language)]
+        tokens, lengths = np.asarray(tokens), np.asarray(lengths)
+        chosen = [(code, None if probs is None else float(probs[row, codes.index(code)]))
+                  for row, code in enumerate(read_as)]
+        return tokens, lengths, chosen, {"model": encoded - start,
+                                         "decoding": time.perf_counter() - encoded}
+
+
+class Transcriber(Reader):
+    """A stage-3 run's checkpoint (by default its best on validation), loaded once."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, *,
+                 step: int | None = None, greedy: bool = False,
+                 route: str | None = None) -> None:
+        from experiments.recipe import best_step
         from lipjax.tasks.common import load_model
-        from lipjax.tasks.text import TextSettings
 
         if config.task != "finetune":
             raise ValueError(f"{workdir}: a {config.task!r} run; transcribing needs a stage-3 "
                              "(finetune) run, the only one that reads lips into text")
+        inference_route(config, route, greedy)  # a bad route fails before the checkpoint loads
         if step is None:
             step = best_step(workdir, config.train.best_metric,
                              config.train.get("best_mode", "min"))
         if step is None:
             raise FileNotFoundError(f"{workdir}/checkpoints: no checkpoint")
-        self.config, self.workdir, self.step, self.greedy = config, workdir, step, greedy
-        self.model = load_model(config, os.path.join(workdir, "checkpoints", str(step)))
-        settings = TextSettings.from_config(config)
-
-        def decode(model, states, mask, language):
-            max_len = settings.decode_len(mask.shape[1])
-            if greedy:
-                return decoding.attention_greedy(model.decoders, states, mask, language, max_len)
-            return decoding.beam_search(
-                model.decoders, states, mask, language,
-                model.decoders.ctc_logits(states, language), beam=settings.beam_size,
-                ctc_weight=settings.decode_ctc_weight, length_penalty=settings.length_penalty,
-                max_len=max_len)[:2]
-
-        self._encode = nnx.jit(lambda model, video, mask, language:
-                               model.encode(video, mask, language))
-        self._decode = nnx.jit(decode)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray,
-                                                              dict[str, float]]:
-        """(tokens, lengths, {"model": s, "decoding": s}) of one collated batch."""
-        import jax
-        import jax.numpy as jnp
-
-        start = time.perf_counter()
-        language = jnp.asarray(batch["language"])
-        states, mask = jax.block_until_ready(self._encode(
-            self.model, jnp.asarray(batch["video"]), jnp.asarray(batch["video_mask"]), language))
-        encoded = time.perf_counter()
-        tokens, lengths = jax.tree.map(np.asarray, self._decode(self.model, states, mask,
-                                                                language))
-        return tokens, lengths, {"model": encoded - start,
-                                 "decoding": time.perf_counter() - encoded}
+        self.workdir, self.step = workdir, step
+        super().__init__(config, load_model(config, os.path.join(workdir, "checkpoints",
+                                                                  str(step))),
+                         greedy=greedy, route=route)
 
 
 def transcribe_many(config: ml_collections.ConfigDict, workdir: str, videos: Sequence[str], *,
                     roi: bool = False, landmarker: str = "dlib68", lang: str | None = None,
                     step: int | None = None, greedy: bool = False, batch_size: int = 8,
-                    ) -> dict[str, Any]:
+                    route: str | None = None) -> dict[str, Any]:
     """Transcripts of `videos` by the stage-3 run in `workdir`, with the timing breakdown:
     {"videos": [{"video", "transcript", "language", "language_probability", "frames",
     "batch", "seconds": {"mouth_extraction"}}], "batches": [{"videos", "frames", "model",
     "decoding"}], "seconds": {"start_up", "checkpoint_load", "mouth_extraction", "model",
-    "decoding", "total"}, "step", "decoding"}."""
+    "decoding", "total"}, "step", "decoding", "route"}. `route` (hard or soft; default the
+    run's decoding.route) when a run of several languages is given no `lang`."""
     from lipjax import languages, schema
     from lipjax.tasks.common import ids_to_text
 
@@ -282,8 +312,10 @@ def transcribe_many(config: ml_collections.ConfigDict, workdir: str, videos: Seq
     started = time.perf_counter()
     from lipjax.models import factory
 
-    # A placeholder until choose_languages reads each batch (the language-ID head's choice).
-    default = given_language(config, lang) or factory.lmdecoder_languages(config)[0]
+    # Checked before any video is read; the batch's language is a placeholder where the
+    # language-ID head routes the clips.
+    given = given_language(config, lang)
+    default = given or factory.lmdecoder_languages(config)[0]
     clips, seconds = [], []
     for video in videos:
         t0 = time.perf_counter()
@@ -291,9 +323,10 @@ def transcribe_many(config: ml_collections.ConfigDict, workdir: str, videos: Seq
         seconds.append(time.perf_counter() - t0)
         print(f"{video}: {len(clips[-1])} frames at 25 fps", file=sys.stderr)
     t0 = time.perf_counter()
-    transcriber = Transcriber(config, workdir, step=step, greedy=greedy)
+    transcriber = Transcriber(config, workdir, step=step, greedy=greedy, route=route)
     load = time.perf_counter() - t0
-    print(f"{workdir} step {transcriber.step}, {'greedy' if greedy else 'beam search'}",
+    routed = "" if given else f", {transcriber.route} routing by the language-ID head"
+    print(f"{workdir} step {transcriber.step}, {'greedy' if greedy else 'beam search'}{routed}",
           file=sys.stderr)
     results = [{"video": v, "frames": len(c), "seconds": {"mouth_extraction": s}}
                for v, c, s in zip(videos, clips, seconds, strict=True)]
@@ -303,15 +336,13 @@ def transcribe_many(config: ml_collections.ConfigDict, workdir: str, videos: Seq
         rows = order[first:first + batch_size]
         batch = make_batch(config, [clips[i] for i in rows], [default] * len(rows),
                            [videos[i] for i in rows], batch_size=min(batch_size, len(clips)))
-        chosen = choose_languages(config, transcriber.model, batch, lang)
-        batch["language"] = np.asarray([languages.index(code) for code, _ in chosen], np.int32)
-        tokens, lengths, times = transcriber(batch)
+        tokens, lengths, chosen, times = transcriber(batch, lang)
         batches.append({"videos": len(rows), "frames": int(batch["video"].shape[1]), **times})
         for row, i in enumerate(rows):
             code, prob = chosen[row]
             if prob is not None:
                 print(f"{videos[i]}: language {code} ({languages.get(code).name}, "
-                      f"p={prob:.2f}, chosen by the language-ID head)", file=sys.stderr)
+                      f"p={prob:.2f}, chosen by {transcriber.route} routing)", file=sys.stderr)
             results[i].update(
                 transcript=ids_to_text(tokens[row], int(lengths[row]), code,
                                        str(config.data.data_dir)),
@@ -325,15 +356,18 @@ def transcribe_many(config: ml_collections.ConfigDict, workdir: str, videos: Seq
     return {"videos": results, "batches": batches, "seconds": total,
             "video_seconds": duration,
             "real_time_factor": total["total"] / duration if duration else None,
-            "step": transcriber.step, "decoding": "greedy" if greedy else "beam"}
+            "step": transcriber.step, "decoding": "greedy" if greedy else "beam",
+            "route": None if given else transcriber.route}
 
 
 def transcribe(config: ml_collections.ConfigDict, workdir: str, video: str, *,
                roi: bool = False, landmarker: str = "dlib68", lang: str | None = None,
-               step: int | None = None, greedy: bool = False) -> str:
+               step: int | None = None, greedy: bool = False,
+               route: str | None = None) -> str:
     """The transcript of one video by the stage-3 run in `workdir` (normalised text)."""
     return transcribe_many(config, workdir, [video], roi=roi, landmarker=landmarker,
-                           lang=lang, step=step, greedy=greedy)["videos"][0]["transcript"]
+                           lang=lang, step=step, greedy=greedy,
+                           route=route)["videos"][0]["transcript"]
 
 
 def main(argv: list[str]) -> None:
@@ -356,7 +390,8 @@ def main(argv: list[str]) -> None:
     if f.xla_cache:
         use_xla_cache(f.xla_cache)
     report = transcribe_many(config, f.workdir, videos, roi=f.roi, landmarker=f.landmarker,
-                             lang=f.lang, step=f.step, greedy=f.greedy, batch_size=f.batch_size)
+                             lang=f.lang, step=f.step, greedy=f.greedy, batch_size=f.batch_size,
+                             route=f.route)
     if f.json:
         print(json.dumps(report, indent=1), flush=True)
     elif len(videos) == 1:

@@ -277,16 +277,27 @@ def test_ids_beyond_a_smaller_vocabulary_leave_gradients_finite(data_dir):
 
 
 def test_transcribe_lets_the_head_choose_when_no_language_is_given(data_dir):
-    from experiments.transcribe import choose_languages, given_language
+    """`lipjax transcribe`'s Reader: with no language the head routes each clip, hard (greedy
+    here) or soft (beam); either reads a clip as the given language would."""
+    from experiments.transcribe import Reader, given_language, inference_route
 
     config = _config(data_dir)
     model = _model(config)
     _prefer(model, "it")
     host = {**_batch(["es", "es", "it", "es"]), "valid": np.ones(B, bool)}
-    chosen = choose_languages(config, model, host, None)
-    assert [code for code, _ in chosen] == ["it"] * B
-    assert all(p > 0.99 for _, p in chosen)  # a bias of 50 leaves the other ~e^-50
-    assert choose_languages(config, model, host, "es") == [("es", None)] * B
+    for route, greedy in (("hard", True), ("soft", False)):
+        reader = Reader(config, model, greedy=greedy, route=route)
+        tokens, lengths, chosen, _ = reader(host)
+        assert [code for code, _ in chosen] == ["it"] * B
+        assert all(p > 0.99 for _, p in chosen)  # a bias of 50 leaves the other ~e^-50
+        as_it, as_it_lengths, given, _ = reader(host, "it")
+        assert given == [("it", None)] * B
+        np.testing.assert_array_equal(tokens, as_it)
+        np.testing.assert_array_equal(lengths, as_it_lengths)
+    assert inference_route(config, "soft", greedy=True) == "hard"  # soft needs beam scores
+    assert inference_route(config, None, greedy=False) == config.decoding.route
+    with pytest.raises(ValueError, match="oracle"):
+        inference_route(config, "oracle", greedy=False)
     with pytest.raises(ValueError, match="no decoder for 'pt'"):
         given_language(config, "pt")
     with pytest.raises(KeyError):

@@ -7,8 +7,8 @@ print the results.
 
 Steps (each skipped when its output exists, so an interrupted run resumes where it stopped):
 corpus (synthetic_lips, all five languages, + tokenizers) → statistics and preview image →
-stage 1 → stage 2 (it, pt) → stage 3 (it, pt × the methods of experiments/recipe.py, and one
-model of it and pt whose language-ID head picks the decoder) →
+stage 1 → stage 2 (it, pt) → stage 3 (one model of it and pt whose language-ID head picks the
+decoder: the proposed method; and it, pt × the preset's methods of experiments/recipe.py) →
 test-split scores → results.md, results.json, learning_curves.png and one
 memory_attention_<method>.png per memory-reading method and lid_confusion_<method>.png per
 joint model in --workdir. `--preset` picks the
@@ -33,7 +33,6 @@ from experiments.recipe import (
     HIGH_RESOURCE,
     JOINT,
     LOW_RESOURCE,
-    MEMORY_METHODS,
     METHODS,
     Recipe,
     init_process,
@@ -47,12 +46,14 @@ STAGES = ("units_pretrain", "lmdecoder", "finetune")
 # test keep theirs) and the mouths' resolution (`downsample`, configs/common.py; 0 = the
 # variant's). The demo reads 22x22 mouths: its stage-1 step costs half of 44x44's for a few
 # points of VER (results/README.md, "Stages 1 and 2 at demo size"), so more steps fit. Stage 3
-# always trains on the low-resource languages' few clips. `frame_labels: False` withholds the
-# synthetic corpus's per-frame phone labels from every stage (recipe.Recipe.frame_labels): the
-# recipe as a corpus of transcripts only allows.
+# always trains on the low-resource languages' few clips; the proposed model is always the
+# joint reader of it and pt (recipe.Recipe.joint), so the demo adds only the scratch baseline,
+# and `reproduce` every method per language too (the paper's table). `frame_labels: False`
+# withholds the synthetic corpus's per-frame phone labels from every stage
+# (recipe.Recipe.frame_labels): the recipe as a corpus of transcripts only allows.
 PRESETS = {
     "demo": {"steps": {}, "corpus_scale": 1,
-             "methods": ("posterior", "scratch"), "stage3_evals": 2, "downsample": 4},
+             "methods": ("scratch",), "stage3_evals": 2, "downsample": 4},
     "reproduce": {"steps": {"units_pretrain": 2000, "lmdecoder": 1500, "finetune": 150},
                   "corpus_scale": 2, "methods": METHODS, "stage3_evals": 6, "downsample": 0},
 }
@@ -179,11 +180,11 @@ def main(argv: list[str] | None = None) -> dict:
                                    for m in methods} for lang in LOW_RESOURCE},
                "joint": {m: done["test_" + run_name("finetune", JOINT, m)]
                          for m in recipe.joint},
-               "zero_shot": {lang: {m: done[f"zero_shot_{lang}_{m}"] for m in MEMORY_METHODS
-                                    if m in methods} for lang in LOW_RESOURCE},
+               "zero_shot": {lang: {m: done[f"zero_shot_{lang}_{m}"]
+                                    for m in recipe.reading_methods} for lang in LOW_RESOURCE},
                "memory_read": {m: {k: v for k, v in done[f"memory_attention_{m}"].items()
                                    if k.startswith("true_slot") or k == "slots"}
-                               for m in MEMORY_METHODS if m in methods},
+                               for m in recipe.reading_methods},
                "timings_s": timings, "workers": args.workers}
     results["seconds"] = time.time() - start
     results["run"] = {"command": "python -m experiments.demo " + " ".join(argv or sys.argv[1:]),
@@ -193,10 +194,9 @@ def main(argv: list[str] | None = None) -> dict:
     report.write(results, args.workdir)
     run_dirs = {name: recipe.run_dir(*run) for name, run in recipe.runs().items()}
     report.learning_curves(run_dirs, os.path.join(args.workdir, "learning_curves.png"))
-    for m in MEMORY_METHODS:
-        if m in methods:
-            report.memory_heatmap(done[f"memory_attention_{m}"],
-                                  os.path.join(args.workdir, f"memory_attention_{m}.png"))
+    for m in recipe.reading_methods:
+        report.memory_heatmap(done[f"memory_attention_{m}"],
+                              os.path.join(args.workdir, f"memory_attention_{m}.png"))
     for m, scores in results["joint"].items():
         report.language_confusion(scores["confusion"], LOW_RESOURCE,
                                   os.path.join(args.workdir, f"lid_confusion_{m}.png"))

@@ -216,12 +216,22 @@ class Recipe:
         jobs += [score("finetune", lang, method, beam=True)
                  for lang in LOW_RESOURCE for method in self.methods]
         jobs += [Job(f"zero_shot_{lang}_{m}", zero_shot_scores, (self, lang, m),
-                     after(lang, m)) for m in MEMORY_METHODS if m in self.methods
-                 for lang in LOW_RESOURCE]
-        jobs += [Job(f"memory_attention_{m}", memory_attention, (self, LOW_RESOURCE[0], m),
-                     (run_name("finetune", LOW_RESOURCE[0], m),))
-                 for m in MEMORY_METHODS if m in self.methods]
+                     after(lang, m)) for m in self.reading_methods for lang in LOW_RESOURCE]
+        jobs += [Job(f"memory_attention_{m}", memory_attention,
+                     (self, LOW_RESOURCE[0], m, self.reading_run(m)),
+                     (run_name("finetune", self.reading_run(m), m),))
+                 for m in self.reading_methods]
         return jobs
+
+    @property
+    def reading_methods(self) -> tuple[str, ...]:
+        """The memory-reading methods the recipe trains, per language or as the joint model."""
+        return tuple(m for m in MEMORY_METHODS if m in self.methods or m in self.joint)
+
+    def reading_run(self, method: str) -> str:
+        """The language of the run whose memory read is shown: the method's per-language run
+        when the recipe trains one, else the joint model's (`JOINT`)."""
+        return LOW_RESOURCE[0] if method in self.methods else JOINT
 
 
 def run_name(stage: str, lang: str | None = None, method: str | None = None) -> str:
@@ -382,8 +392,10 @@ def stage1_scores(recipe: Recipe) -> dict[str, dict[str, float]]:
     return out
 
 
-def memory_attention(recipe: Recipe, lang: str, method: str = "memory") -> dict[str, Any]:
-    """How the fine-tuned `method` model reads the memory on `lang`'s test split.
+def memory_attention(recipe: Recipe, lang: str, method: str = "memory",
+                     run: str | None = None) -> dict[str, Any]:
+    """How the fine-tuned `method` model of `run` (default: `lang`'s own; `JOINT`: the joint
+    model, reading `lang`'s memory) reads the memory on `lang`'s test split.
 
     For the first clip: its weights (frames × memory slots, mean over heads), text and the
     phone sounding at each frame. Over the whole split (phoneme units, frames inside a phone):
@@ -391,8 +403,10 @@ def memory_attention(recipe: Recipe, lang: str, method: str = "memory") -> dict[
     `true_slot_top1`, how often that slot is the most read one (chance: 1 / slots). With a
     viseme memory (model.memory_units="visemes") a slot is a viseme group, and a frame's own
     slot is its phone's group."""
-    config = recipe.stage3_config(lang, method)
-    model, _ = best_model(config, recipe.run_dir("finetune", lang, method))
+    run = run or lang
+    config = recipe.stage3_config(run, method)
+    model, _ = best_model(config, recipe.run_dir("finetune", run, method))
+    config.data.sources = [s for s in config.data.sources if s.endswith(f"/{lang}_video")]
     slot_of, slot_names = None, None  # phone id -> slot: itself, or its viseme group
     if config.model.get("memory_units", "units") in ("visemes", "visemes_ctc"):
         from lipjax.models import visemes

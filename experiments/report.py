@@ -39,6 +39,7 @@ def markdown(results: dict[str, Any]) -> str:
              f"train clips per low-resource language {results['low_resource_clips']}; "
              f"total time {results['seconds'] / 60:.1f} min. Scores in %, lower is better "
              "except LID. Each run is scored at its best validation step.", "",
+             *against_scratch(results),
              "## Low-resource lip reading (stage 3)", "",
              "| language | method | WER | CER | WER (beam) | CER (beam) | WER (CTC) | step |",
              "|---|---|---|---|---|---|---|---|"]
@@ -88,6 +89,43 @@ def markdown(results: dict[str, Any]) -> str:
              + [f"lid_confusion_{m}.png" for m in results.get("joint", {})])
     lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in plots) + ".", ""]
     return "\n".join(lines)
+
+
+def against_scratch(results: dict[str, Any]) -> list[str]:
+    """results.md lines: the proposed model (the joint reader, no language given, else the
+    posterior read per language) against baseline (a), and the relative WER gap."""
+    joint = results.get("joint", {}).get("posterior")
+    rows = []
+    for lang in LOW_RESOURCE:
+        scratch = results["finetune"].get(lang, {}).get("scratch")
+        if joint:
+            ours, name = joint[lang], "one reader of all, routed"
+            greedy, beam = ours.get("wer_routed"), ours.get("wer_soft_beam")
+        elif "posterior" in results["finetune"].get(lang, {}):
+            ours, name = results["finetune"][lang]["posterior"], "per-language model"
+            greedy, beam = ours.get("wer"), ours.get("wer_beam")
+        else:
+            continue
+        if not scratch:
+            continue
+        gaps = [_gap(g, scratch.get(k)) for g, k in ((greedy, "wer"), (beam, "wer_beam"))]
+        rows.append(f"| {lang} ({language_name(lang)}) | {name} | {_pct(greedy)} / "
+                    f"{_pct(scratch.get('wer'))} | {gaps[0]} | {_pct(beam)} / "
+                    f"{_pct(scratch.get('wer_beam'))} | {gaps[1]} |")
+    if not rows:
+        return []
+    return ["## The proposed model against scratch", "",
+            "WER of the proposed model (posterior read; the joint reader names the language "
+            "itself: greedy with hard routing, beam with soft) / baseline (a), and how much "
+            "lower, relative.", "",
+            "| language | proposed | WER greedy | lower by | WER beam | lower by |",
+            "|---|---|---|---|---|---|", *rows, ""]
+
+
+def _gap(ours: float | None, scratch: float | None) -> str:
+    if ours is None or not scratch:
+        return "—"
+    return f"{100 * (scratch - ours) / scratch:.1f} %"
 
 
 def joint_table(results: dict[str, Any]) -> list[str]:

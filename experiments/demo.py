@@ -28,7 +28,7 @@ import sys
 import time
 
 from experiments import corpus_preview, report
-from experiments.jobs import run_jobs
+from experiments.jobs import Job, run_jobs
 from experiments.recipe import (
     HIGH_RESOURCE,
     JOINT,
@@ -72,30 +72,43 @@ def parse_steps(text: str) -> dict[str, int]:
     return steps
 
 
-def build_corpus(data_dir: str, workdir: str, sizes: int | None = None, scale: int = 1) -> None:
+def build_corpus(data_dir: str, workdir: str, sizes: int | None = None, scale: int = 1,
+                 workers: int = 1) -> None:
     """Video of all five languages; audio-text (for the LMDecoders) and tokenizers of the
     low-resource ones, the only languages the recipe decodes to text. `sizes` sets every split
     of every config (quick checks); `scale` multiplies the demo's training clips of the
-    high-resource video and the audio-text configs."""
+    high-resource video and the audio-text configs; `workers` configs are built side by side
+    (each in its own process: generating clips is single-threaded Python)."""
     from data_builders.synthetic_lips import synthetic_lips_dataset_builder as sl
-    from data_builders.synthetic_lips.build import build
-    from lipjax.data import tokenizer
 
     def train_sizes(lang: str, modality: str) -> int | dict[str, int] | None:
         if sizes or scale == 1 or (modality == "video" and lang in LOW_RESOURCE):
             return sizes
         return {"train": scale * sl.demo_sizes(lang, modality)["train"]}
 
-    for lang in HIGH_RESOURCE + LOW_RESOURCE:
-        build([lang], ["video"], data_dir, train_sizes(lang, "video"))
-    for lang in LOW_RESOURCE:
-        build([lang], ["audio"], data_dir, train_sizes(lang, "audio"))
-    for lang in LOW_RESOURCE:
-        tokenizer.ensure_tokenizer(lang, data_dir, config=f"{lang}_audio")
+    configs = ([(lang, "video") for lang in HIGH_RESOURCE]
+               + [(lang, "audio") for lang in LOW_RESOURCE]
+               + [(lang, "video") for lang in LOW_RESOURCE])
+    jobs = [Job(f"corpus_{lang}_{modality}", build_config,
+                (lang, modality, data_dir, train_sizes(lang, modality)))
+            for lang, modality in configs]
+    run_jobs(jobs, workers=workers, log_dir=os.path.join(workdir, "corpus_logs"))
     rows = corpus_preview.statistics(data_dir)
     print(corpus_preview.format_table(rows))
     path = corpus_preview.preview(data_dir, os.path.join(workdir, "corpus_preview.png"))
     print(f"corpus preview: {path}")
+
+
+def build_config(lang: str, modality: str, data_dir: str,
+                 sizes: int | dict[str, int] | None) -> None:
+    """One `synthetic_lips/{lang}_{modality}` config; an audio-text one also trains the
+    language's tokenizer on its text."""
+    from data_builders.synthetic_lips.build import build
+    from lipjax.data import tokenizer
+
+    build([lang], [modality], data_dir, sizes)
+    if modality == "audio":
+        tokenizer.ensure_tokenizer(lang, data_dir, config=f"{lang}_audio")
 
 
 def render_demo_clip(recipe: Recipe, methods: tuple[str, ...], workdir: str) -> dict:
@@ -146,7 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
     methods = tuple(m for m in args.methods.split(",") if m) or preset["methods"]
     if not methods or set(methods) - set(METHODS):
         parser.error(f"--methods: expected some of {METHODS}, found {methods!r}")
-    build_corpus(args.data_dir, args.workdir, args.corpus_size or None, preset["corpus_scale"])
+    build_corpus(args.data_dir, args.workdir, args.corpus_size or None, preset["corpus_scale"],
+                 workers=args.workers)
     timings["corpus"] = time.time() - t
     if args.corpus_only:
         return {}

@@ -33,6 +33,7 @@ from experiments.recipe import (
     HIGH_RESOURCE,
     JOINT,
     LOW_RESOURCE,
+    MEMORY_METHODS,
     METHODS,
     Recipe,
     init_process,
@@ -194,8 +195,8 @@ def main(argv: list[str] | None = None) -> dict:
                                    for m in methods} for lang in LOW_RESOURCE},
                "joint": {m: done["test_" + run_name("finetune", JOINT, m)]
                          for m in recipe.joint},
-               "zero_shot": {lang: {m: done[f"zero_shot_{lang}_{m}"]
-                                    for m in recipe.reading_methods} for lang in LOW_RESOURCE},
+               "zero_shot": {lang: {m: done[f"zero_shot_{lang}_{m}"] for m in MEMORY_METHODS
+                                    if m in methods} for lang in LOW_RESOURCE},
                "memory_read": {m: {k: v for k, v in done[f"memory_attention_{m}"].items()
                                    if k.startswith("true_slot") or k == "slots"}
                                for m in recipe.reading_methods},

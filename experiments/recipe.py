@@ -215,8 +215,10 @@ class Recipe:
         jobs += [score("lmdecoder", lang, beam=True) for lang in LOW_RESOURCE]
         jobs += [score("finetune", lang, method, beam=True)
                  for lang in LOW_RESOURCE for method in self.methods]
+        # Before fine-tuning, per language (the joint model's step 0 is on its curves).
         jobs += [Job(f"zero_shot_{lang}_{m}", zero_shot_scores, (self, lang, m),
-                     after(lang, m)) for m in self.reading_methods for lang in LOW_RESOURCE]
+                     after(lang, m)) for m in MEMORY_METHODS if m in self.methods
+                 for lang in LOW_RESOURCE]
         jobs += [Job(f"memory_attention_{m}", memory_attention,
                      (self, LOW_RESOURCE[0], m, self.reading_run(m)),
                      (run_name("finetune", self.reading_run(m), m),))

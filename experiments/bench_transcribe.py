@@ -1,6 +1,6 @@
 """Real-time factor of `lipjax transcribe` on a face video: cold and warm, with the breakdown.
 
-    python -m experiments.bench_transcribe --workdir out/demo/runs/finetune_it_posterior
+    python -m experiments.bench_transcribe --workdir out/demo/runs/finetune_it+pt_posterior
 
 The video: `--seconds` (10) of a talking-head stand-in at 25 fps, 512x512 (scikit-image's
 astronaut photo, moving, scaling and turning a little, so the face landmarker tracks a real

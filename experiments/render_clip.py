@@ -1,6 +1,6 @@
 """An MP4 of one unseen test clip: the mouth video, with the true and the predicted text under it.
 
-    python -m experiments.render_clip --workdir out/demo/runs/finetune_it_posterior \
+    python -m experiments.render_clip --workdir out/demo/runs/finetune_it+pt_posterior \
         --out out/demo/test_clip.mp4 [--index 0]
 
 What a new user looks at first: the clip comes from the run's test split (speakers never seen

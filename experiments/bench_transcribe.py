@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=4, help="Videos in the warm run.")
     parser.add_argument("--video_dir", default="out/bench_transcribe")
     parser.add_argument("--greedy", action="store_true")
+    parser.add_argument("--route", choices=("hard", "soft"), default=None,
+                        help="a joint reader's routing (default: the run's decoding.route)")
     parser.add_argument("--json", default=None, help="Also write the reports here.")
     args = parser.parse_args()
     video = face_video(os.path.join(args.video_dir, f"face_{args.seconds:g}s.mp4"),
@@ -84,7 +86,8 @@ def main() -> None:
     cache = os.path.join(args.video_dir, "xla_cache")
     shutil.rmtree(cache, ignore_errors=True)  # the first call compiles, as a user's first does
     common = ([f"--workdir={args.workdir}", f"--xla_cache={cache}"]
-              + (["--greedy"] if args.greedy else []))
+              + (["--greedy"] if args.greedy else [])
+              + ([f"--route={args.route}"] if args.route else []))
     first, first_wall = run_transcribe([*common, f"--video={video}"])
     cold, cold_wall = run_transcribe([*common, f"--video={video}"])
     warm, warm_wall = run_transcribe([*common, "--batch_size=1",
@@ -95,7 +98,7 @@ def main() -> None:
     seconds = cold["video_seconds"]
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"{args.seconds:g} s video at {FPS} fps; {args.workdir} step {cold['step']}, "
-          f"{cold['decoding']}")
+          f"{cold['decoding']}, routing {cold.get('route')}")
     print(f"transcript: {cold['videos'][0]['transcript']!r}")
     print("| mode | wall (s) | RTF | start-up | checkpoint load | mouth extraction | model | "
           "decoding |")

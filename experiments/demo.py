@@ -78,8 +78,9 @@ def build_corpus(data_dir: str, workdir: str, sizes: int | None = None, scale: i
     """Video of all five languages; audio-text (for the LMDecoders) and tokenizers of the
     low-resource ones, the only languages the recipe decodes to text. `sizes` sets every split
     of every config (quick checks); `scale` multiplies the demo's training clips of the
-    high-resource video and the audio-text configs; `workers` configs are built side by side
-    (each in its own process: generating clips is single-threaded Python)."""
+    high-resource video and the audio-text configs; `workers` configs are built side by side,
+    each in its own process with its log in `{workdir}/corpus_logs` (a build leaves a core idle
+    part of the time, so two at a time finish a little sooner)."""
     from data_builders.synthetic_lips import synthetic_lips_dataset_builder as sl
 
     def train_sizes(lang: str, modality: str) -> int | dict[str, int] | None:

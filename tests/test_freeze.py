@@ -35,6 +35,7 @@ def _leaves(tree):
     return jax.tree_util.tree_flatten_with_path(tree)[0]
 
 
+@pytest.mark.slow  # a real 3-step training run with checkpoints: `make test-slow` (CI runs it)
 def test_frozen_subtrees_are_bit_identical_after_training(tmp_path):
     """Stage 3 with the real front end (3D conv + BatchNorm + ResNet trunk): after 3 steps the
     frozen visual encoder, statistics included, equals the step-0 checkpoint bit for bit,

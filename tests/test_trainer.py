@@ -116,6 +116,7 @@ def test_smoke_two_steps(data_dir, tmp_path):
     assert (tmp_path / "config.json").is_file() and any((tmp_path / "tb").iterdir())
 
 
+@pytest.mark.slow  # a real training run with evaluations: `make test-slow` (CI runs it)
 def test_eval_at_start_keeps_the_step0_weights_as_a_candidate(data_dir, tmp_path):
     """train.eval_at_start: the weights the run starts from are evaluated and checkpointed at
     step 0 (so that selection on validation can prefer them); a resumed run does not repeat it."""

@@ -130,6 +130,7 @@ def test_units_pretrain(unit_type, tmp_path):
     assert result["lid_accuracy"] == pytest.approx(np.mean(out["lid"] == host["language"]))
 
 
+@pytest.mark.slow  # five compiled steps of three tasks: `make test-slow` (CI runs it)
 def test_lmdecoder_and_finetune_load_stages(data_dir, tmp_path):
     stage1, _ = _run("units_pretrain", _config("units_pretrain", data_dir))
     stage2, result, out, host = _run("lmdecoder",

@@ -337,11 +337,17 @@ def joint_scores(recipe: Recipe, method: str) -> dict[str, Any]:
     model, step = best_model(config, recipe.run_dir("finetune", JOINT, method))
     out: dict[str, Any] = {}
     for code in LOW_RESOURCE:
-        one = ml_collections.ConfigDict(config.to_dict())
-        one.data.sources = [s for s in config.data.sources if s.endswith(f"/{code}_video")]
-        out[code] = {**model_scores(one, model, beam=True), "step": step}
+        out[code] = {**model_scores(one_language(config, code), model, beam=True),
+                     "step": step}
     out["confusion"] = language_confusion(config, model).tolist()
     return out
+
+
+def one_language(config: ml_collections.ConfigDict, code: str) -> ml_collections.ConfigDict:
+    """A copy of a joint reader's config whose data is `code`'s video clips alone."""
+    one = ml_collections.ConfigDict(config.to_dict())
+    one.data.sources = [s for s in config.data.sources if s.endswith(f"/{code}_video")]
+    return one
 
 
 def language_confusion(config: ml_collections.ConfigDict, model: nnx.Module,
@@ -406,9 +412,8 @@ def memory_attention(recipe: Recipe, lang: str, method: str = "memory",
     viseme memory (model.memory_units="visemes") a slot is a viseme group, and a frame's own
     slot is its phone's group."""
     run = run or lang
-    config = recipe.stage3_config(run, method)
+    config = one_language(recipe.stage3_config(run, method), lang)
     model, _ = best_model(config, recipe.run_dir("finetune", run, method))
-    config.data.sources = [s for s in config.data.sources if s.endswith(f"/{lang}_video")]
     slot_of, slot_names = None, None  # phone id -> slot: itself, or its viseme group
     if config.model.get("memory_units", "units") in ("visemes", "visemes_ctc"):
         from lipjax.models import visemes
